@@ -1,0 +1,198 @@
+//! A tiny threaded HTTP/1.1 server for test doubles. One request per
+//! connection (`Connection: close`), bodies by Content-Length.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    /// Path and query, as sent.
+    pub target: String,
+    /// Header names lower-cased.
+    pub headers: BTreeMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("")
+    }
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+type Handler = dyn Fn(&Request) -> Response + Send + Sync;
+
+/// A server on a free 127.0.0.1 port that records every request.
+pub struct HttpServer {
+    pub url: String,
+    exchanges: Arc<Mutex<Vec<(Request, Response)>>>,
+}
+
+impl HttpServer {
+    pub fn start(handler: impl Fn(&Request) -> Response + Send + Sync + 'static) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let exchanges = Arc::new(Mutex::new(Vec::new()));
+        let handler: Arc<Handler> = Arc::new(handler);
+        let recorded = exchanges.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let handler = handler.clone();
+                let recorded = recorded.clone();
+                thread::spawn(move || serve(stream, &*handler, &recorded));
+            }
+        });
+        Self { url, exchanges }
+    }
+
+    /// Every request received so far, in order of arrival.
+    pub fn requests(&self) -> Vec<Request> {
+        self.exchanges().into_iter().map(|(req, _)| req).collect()
+    }
+
+    /// Every request with the response it got.
+    pub fn exchanges(&self) -> Vec<(Request, Response)> {
+        self.exchanges.lock().unwrap().clone()
+    }
+}
+
+fn serve(stream: TcpStream, handler: &Handler, recorded: &Mutex<Vec<(Request, Response)>>) {
+    let Some(req) = read_request(&stream) else {
+        return;
+    };
+    let resp = handler(&req);
+    recorded.lock().unwrap().push((req, resp.clone()));
+    let _ = write_response(&stream, &resp);
+}
+
+fn read_request(stream: &TcpStream) -> Option<Request> {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let target = parts.next()?.to_string();
+    let mut headers = BTreeMap::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).ok()? == 0 {
+            break;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).ok()?;
+    Some(Request {
+        method,
+        target,
+        headers,
+        body,
+    })
+}
+
+fn write_response(mut stream: &TcpStream, resp: &Response) -> std::io::Result<()> {
+    let mut head = format!("HTTP/1.1 {} X\r\n", resp.status);
+    for (k, v) in &resp.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        resp.body.len()
+    ));
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(&resp.body)?;
+    stream.flush()
+}
+
+/// A reverse proxy in front of `upstream` (moto) that records every request,
+/// to see what the task sent (moto accepts and forgets, e.g., ExternalId).
+pub fn recording_proxy(upstream: &str) -> HttpServer {
+    let upstream = upstream
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    HttpServer::start(move |req| {
+        forward(&upstream, req).unwrap_or_else(|e| Response::new(502, e.to_string()))
+    })
+}
+
+fn forward(upstream: &str, req: &Request) -> std::io::Result<Response> {
+    let mut conn = TcpStream::connect(upstream)?;
+    let mut head = format!("{} {} HTTP/1.1\r\n", req.method, req.target);
+    for (k, v) in &req.headers {
+        if k != "connection" {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    conn.write_all(head.as_bytes())?;
+    conn.write_all(&req.body)?;
+    let mut raw = Vec::new();
+    conn.read_to_end(&mut raw)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no header end from upstream"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.lines();
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(502);
+    let mut resp = Response::new(status, raw[split + 4..].to_vec());
+    for l in lines {
+        if let Some((k, v)) = l.split_once(':') {
+            let k = k.trim();
+            if !k.eq_ignore_ascii_case("content-length")
+                && !k.eq_ignore_ascii_case("connection")
+                && !k.eq_ignore_ascii_case("transfer-encoding")
+            {
+                resp.headers.push((k.to_string(), v.trim().to_string()));
+            }
+        }
+    }
+    Ok(resp)
+}

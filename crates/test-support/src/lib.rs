@@ -1,0 +1,35 @@
+//! What the integration tests share: the moto endpoint that `cargo xtask test`
+//! started, small local HTTP servers (fake IMDSv2, fake Azure DevOps OIDC
+//! token endpoint, a recording proxy in front of moto), a way to run a task
+//! binary like the agent does, and the secret-leak scan.
+
+mod http;
+mod run;
+
+pub use http::{HttpServer, Request, Response, recording_proxy};
+pub use run::{TaskRun, assert_no_leaks, run_task};
+
+/// The moto server started by `cargo xtask test` (`MOTO_ENDPOINT`).
+pub fn moto() -> String {
+    std::env::var("MOTO_ENDPOINT").unwrap_or_else(|_| {
+        panic!(
+            "MOTO_ENDPOINT is not set: these tests need the local AWS that `cargo xtask test` \
+             installs and starts. Run `cargo xtask test`."
+        )
+    })
+}
+
+/// A name no other test uses (moto is shared by all tests of a run).
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{}-{nanos:x}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}

@@ -1,0 +1,220 @@
+//! Turns the agent's environment into a ready [`SdkConfig`], and says where
+//! the credentials and the region came from.
+//!
+//! One call, [`configure`], does it all:
+//! 1. the region chain ([`region`]);
+//! 2. the credentials chain, decided from the environment alone ([`plan`]);
+//! 3. the provider that plan asks for ([`resolve`]): static keys, an assumed
+//!    role, an OIDC exchange or the machine's identity, wrapped so that every
+//!    secret it learns is registered with the agent before anything is printed;
+//! 4. one plain log line that says where both came from, without secrets.
+//!
+//! It never reads an input of a particular task: only the inputs every task
+//! shares (`awsCredentials`, `regionName`).
+
+mod oidc;
+pub mod plan;
+pub mod region;
+mod resolve;
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use aws_config::{AppName, BehaviorVersion, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_types::region::Region;
+use vsts_task::Task;
+
+pub use plan::{Base, Plan, Source};
+pub use region::RegionSource;
+pub use resolve::machine_identity;
+
+/// The product, as it appears in the SDK user agent.
+pub const PRODUCT: &str = "aws-pipeline-tasks";
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The input that names the service connection, in every task.
+pub const CREDENTIALS_INPUT: &str = "awsCredentials";
+
+/// A configured SDK and the story of how it was configured.
+#[derive(Debug, Clone)]
+pub struct AwsSetup {
+    pub config: SdkConfig,
+    pub region: String,
+    pub region_source: RegionSource,
+    pub plan: Plan,
+    /// The custom endpoint set on the service connection, if any.
+    pub endpoint_url: Option<String>,
+    credentials_detail: Option<String>,
+}
+
+impl AwsSetup {
+    /// `AWS credentials: <where>; region <r> (<where>)`. Never a secret.
+    pub fn describe(&self) -> String {
+        let mut what = self.plan.source.to_string();
+        let mut notes = Vec::new();
+        match (&self.plan.base, &self.plan.role) {
+            (Base::Oidc { .. }, Some(role)) => notes.push(format!(
+                "OIDC token exchanged for role {}, session '{}'",
+                role.arn, role.session_name
+            )),
+            (_, Some(role)) => {
+                let mut note =
+                    format!("assumed role {}, session '{}'", role.arn, role.session_name);
+                if role.external_id.is_some() {
+                    note.push_str(", with external id");
+                }
+                if let Some(detail) = &self.credentials_detail {
+                    note.push_str(&format!(", using {detail}"));
+                }
+                notes.push(note);
+            }
+            (Base::Machine, None) => {
+                if let Some(detail) = &self.credentials_detail {
+                    what = format!("{what}: {detail}");
+                }
+            }
+            (Base::Keys(k), None) if k.session_token.is_some() => {
+                notes.push("with session token".into())
+            }
+            _ => {}
+        }
+        if !notes.is_empty() {
+            what = format!("{what} ({})", notes.join("; "));
+        }
+        let mut line = format!(
+            "AWS credentials: {what}; region {} ({})",
+            self.region, self.region_source
+        );
+        if let Some(url) = &self.endpoint_url {
+            line.push_str(&format!("; endpoint {url} (service connection)"));
+        }
+        line
+    }
+}
+
+fn loader(task: &Task, region: &Region, endpoint_url: Option<&str>) -> aws_config::ConfigLoader {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(region.clone())
+        .app_name(app_name(task.name));
+    if let Some(url) = endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    loader
+}
+
+/// `aws-pipeline-tasks_<version>_<Task>`: the product, its version and the task.
+fn app_name(task: &str) -> AppName {
+    let version = VERSION.replace('+', "-");
+    AppName::new(format!("{PRODUCT}_{version}_{task}"))
+        .or_else(|_| AppName::new(PRODUCT))
+        .expect("the product name is a valid app name")
+}
+
+/// Resolves region and credentials for `task`, registers every secret,
+/// prints where they came from, and returns the SDK configuration.
+pub async fn configure(task: &Task) -> Result<AwsSetup> {
+    let env = &task.env;
+    let console = &task.console;
+    let endpoint = task.endpoint_from_input(CREDENTIALS_INPUT)?;
+    let plan = plan::plan(env, endpoint.as_ref())?;
+    // Secrets given to the task are registered before anything is printed.
+    if let Base::Keys(keys) = &plan.base {
+        console.set_secret(&keys.secret_access_key);
+        if let Some(t) = &keys.session_token {
+            console.set_secret(t);
+        }
+    }
+    for w in &plan.warnings {
+        console.warning(w);
+    }
+    let (duration, duration_warning) = plan::session_duration(env);
+    if let Some(w) = duration_warning {
+        console.warning(&w);
+    }
+    let (region_name, region_source) = region::resolve_region(env).await?;
+    let region = Region::new(region_name.clone());
+    let endpoint_url = endpoint
+        .as_ref()
+        .and_then(|e| e.data("endpointUrl"))
+        .map(|u| u.trim().to_string());
+
+    let base_config = loader(task, &region, endpoint_url.as_deref())
+        .no_credentials()
+        .load()
+        .await;
+    let resolved = resolve::resolve(&plan, env, console, &base_config, &region, duration).await?;
+    let registering = Arc::new(resolve::Registering::new(
+        resolved.provider,
+        console.clone(),
+    ));
+    resolve::check(&registering, &plan.source.to_string()).await?;
+    let config = loader(task, &region, endpoint_url.as_deref())
+        .credentials_provider(SharedCredentialsProvider::new(RegisteringRef(registering)))
+        .load()
+        .await;
+    let setup = AwsSetup {
+        config,
+        region: region_name,
+        region_source,
+        plan,
+        endpoint_url,
+        credentials_detail: resolved.detail,
+    };
+    console.info(&setup.describe());
+    Ok(setup)
+}
+
+/// Shares one [`resolve::Registering`] (and its cache) with the SDK.
+#[derive(Debug, Clone)]
+struct RegisteringRef(Arc<resolve::Registering>);
+
+impl aws_credential_types::provider::ProvideCredentials for RegisteringRef {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        self.0.provide_credentials()
+    }
+}
+
+/// The text of an SDK error with its causes, for error messages.
+pub fn sdk_error_text<E, R>(e: &aws_sdk_sts::error::SdkError<E, R>) -> String
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    aws_sdk_sts::error::DisplayErrorContext(e).to_string()
+}
+
+/// Attaches the SDK error's full text as the cause.
+pub trait SdkResultExt<T> {
+    fn sdk_context(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T, E, R> SdkResultExt<T> for std::result::Result<T, aws_sdk_sts::error::SdkError<E, R>>
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    fn sdk_context(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| anyhow::anyhow!("{}", sdk_error_text(&e)))
+            .with_context(what)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_name_names_product_version_and_task() {
+        let name = app_name("CloudFormationCreateOrUpdateStack");
+        assert_eq!(
+            name.to_string(),
+            format!("{PRODUCT}_{VERSION}_CloudFormationCreateOrUpdateStack")
+        );
+    }
+}

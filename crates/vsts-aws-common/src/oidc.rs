@@ -1,0 +1,188 @@
+//! Workload identity federation: an Azure DevOps OIDC token for the service
+//! connection, exchanged for role credentials with
+//! `sts:AssumeRoleWithWebIdentity`. Refreshes fetch a new token each time.
+
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result, anyhow, bail};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::{self, ProvideCredentials, error::CredentialsError};
+use vsts_task::{Console, Env, Variables};
+
+use crate::plan::Role;
+
+/// Attempts at the token endpoint; the waits between them double.
+const TOKEN_ATTEMPTS: u32 = 4;
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+
+#[derive(Debug)]
+pub struct OidcProvider {
+    request_uri: String,
+    connection_id: String,
+    access_token: String,
+    role: Role,
+    duration_seconds: u32,
+    sts: aws_sdk_sts::Client,
+    http: reqwest::Client,
+    console: Console,
+}
+
+impl OidcProvider {
+    /// Checks that the agent gave what OIDC needs; registers the job token
+    /// as a secret.
+    pub fn new(
+        env: &Env,
+        console: &Console,
+        connection_id: &str,
+        role: Role,
+        duration_seconds: u32,
+        sts: aws_sdk_sts::Client,
+    ) -> Result<Self> {
+        let request_uri = env.get("SYSTEM_OIDCREQUESTURI").map(str::to_string).ok_or_else(|| {
+            anyhow!(
+                "Service connection {connection_id} uses OIDC, but the agent did not pass System.OidcRequestUri. \
+                 OIDC needs an Azure DevOps organization with workload identity federation and an agent that supports it."
+            )
+        })?;
+        let access_token = env
+            .get("ENDPOINT_AUTH_PARAMETER_SYSTEMVSSCONNECTION_ACCESSTOKEN")
+            .map(str::to_string)
+            .or_else(|| Variables::new(env).value("System.AccessToken"))
+            .ok_or_else(|| {
+                anyhow!(
+                    "Service connection {connection_id} uses OIDC, but the job's access token is not available \
+                     (System.AccessToken). Allow scripts to access the OAuth token for this job."
+                )
+            })?;
+        console.set_secret(&access_token);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .context("cannot create the HTTP client for the OIDC token request")?;
+        Ok(Self {
+            request_uri,
+            connection_id: connection_id.to_string(),
+            access_token,
+            role,
+            duration_seconds,
+            sts,
+            http,
+            console: console.clone(),
+        })
+    }
+
+    fn token_url(&self) -> String {
+        let sep = if self.request_uri.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        format!(
+            "{}{sep}api-version=7.1&serviceConnectionId={}",
+            self.request_uri, self.connection_id
+        )
+    }
+
+    /// POSTs to the token endpoint, retrying server errors and dropped
+    /// connections with backoff. Client errors are final.
+    pub async fn fetch_token(&self) -> Result<String> {
+        let url = self.token_url();
+        let mut backoff = FIRST_BACKOFF;
+        let mut last = String::new();
+        for attempt in 1..=TOKEN_ATTEMPTS {
+            let sent = self
+                .http
+                .post(&url)
+                .bearer_auth(&self.access_token)
+                .header("Content-Type", "application/json")
+                .body("{}")
+                .send()
+                .await;
+            match sent {
+                Ok(resp) if resp.status().is_success() => {
+                    let body = resp
+                        .text()
+                        .await
+                        .context("reading the OIDC token response")?;
+                    let json: serde_json::Value = serde_json::from_str(&body)
+                        .context("the OIDC token response is not JSON")?;
+                    let token = json
+                        .get("oidcToken")
+                        .and_then(|t| t.as_str())
+                        .filter(|t| !t.is_empty())
+                        .ok_or_else(|| anyhow!("the OIDC token response has no oidcToken"))?
+                        .to_string();
+                    self.console.set_secret(&token);
+                    return Ok(token);
+                }
+                Ok(resp) => {
+                    let status = resp.status();
+                    last = format!("HTTP {status}");
+                    if !(status.is_server_error() || status.as_u16() == 429) {
+                        bail!(
+                            "Azure DevOps refused the OIDC token request for service connection {} ({last}). \
+                             Check that this pipeline may use the connection.",
+                            self.connection_id
+                        );
+                    }
+                }
+                Err(e) => last = format!("{e}"),
+            }
+            if attempt < TOKEN_ATTEMPTS {
+                self.console.info(&format!(
+                    "OIDC token request failed ({last}); retrying in {} ms (attempt {attempt} of {TOKEN_ATTEMPTS})",
+                    backoff.as_millis()
+                ));
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+        }
+        bail!(
+            "Could not get an OIDC token from Azure DevOps for service connection {} after {TOKEN_ATTEMPTS} attempts: {last}",
+            self.connection_id
+        )
+    }
+
+    async fn credentials(&self) -> Result<Credentials> {
+        let token = self.fetch_token().await?;
+        let out = self
+            .sts
+            .assume_role_with_web_identity()
+            .role_arn(&self.role.arn)
+            .role_session_name(&self.role.session_name)
+            .web_identity_token(token)
+            .duration_seconds(self.duration_seconds as i32)
+            .send()
+            .await
+            .map_err(|e| anyhow!("{}", aws_sdk_sts::error::DisplayErrorContext(e)))
+            .with_context(|| {
+                format!(
+                    "sts:AssumeRoleWithWebIdentity for role {} failed",
+                    self.role.arn
+                )
+            })?;
+        let c = out
+            .credentials()
+            .ok_or_else(|| anyhow!("sts:AssumeRoleWithWebIdentity returned no credentials"))?;
+        Ok(Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            SystemTime::try_from(*c.expiration()).ok(),
+            "AzureDevOpsOidc",
+        ))
+    }
+}
+
+impl ProvideCredentials for OidcProvider {
+    fn provide_credentials<'a>(&'a self) -> provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        provider::future::ProvideCredentials::new(async move {
+            self.credentials()
+                .await
+                .map_err(|e| CredentialsError::provider_error(format!("{e:#}")))
+        })
+    }
+}
