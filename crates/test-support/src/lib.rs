@@ -3,20 +3,27 @@
 //! token endpoint, a recording proxy in front of moto), a way to run a task
 //! binary like the agent does, and the secret-leak scan.
 
+mod aws;
+mod env;
 mod http;
 mod run;
 
+pub use aws::{REGION, block_on, sdk_config};
+pub use env::TaskEnv;
 pub use http::{HttpServer, Request, Response, recording_proxy};
 pub use run::{TaskRun, assert_no_leaks, run_task};
 
 /// The moto server started by `cargo xtask test` (`MOTO_ENDPOINT`).
 pub fn moto() -> String {
-    std::env::var("MOTO_ENDPOINT").unwrap_or_else(|_| {
-        panic!(
-            "MOTO_ENDPOINT is not set: these tests need the local AWS that `cargo xtask test` \
+    std::env::var("MOTO_ENDPOINT")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| {
+            panic!(
+                "MOTO_ENDPOINT is not set: these tests need the local AWS that `cargo xtask test` \
              installs and starts. Run `cargo xtask test`."
-        )
-    })
+            )
+        })
 }
 
 /// A name no other test uses (moto is shared by all tests of a run).

@@ -12,6 +12,7 @@
 //! It never reads an input of a particular task: only the inputs every task
 //! shares (`awsCredentials`, `regionName`).
 
+mod http_log;
 mod oidc;
 pub mod plan;
 pub mod region;
@@ -25,6 +26,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_types::region::Region;
 use vsts_task::Task;
 
+pub use http_log::HttpLog;
 pub use plan::{Base, Plan, Source};
 pub use region::RegionSource;
 pub use resolve::machine_identity;
@@ -49,6 +51,16 @@ pub struct AwsSetup {
 }
 
 impl AwsSetup {
+    /// The `logRequest` / `logResponse` interceptor for a client builder.
+    pub fn http_log(&self, task: &Task) -> Option<aws_sdk_sts::config::SharedInterceptor> {
+        let inputs = task.inputs();
+        HttpLog::interceptor(
+            &task.console,
+            inputs.bool("logRequest"),
+            inputs.bool("logResponse"),
+        )
+    }
+
     /// `AWS credentials: <where>; region <r> (<where>)`. Never a secret.
     pub fn describe(&self) -> String {
         let mut what = self.plan.source.to_string();
@@ -111,6 +123,32 @@ fn app_name(task: &str) -> AppName {
         .expect("the product name is a valid app name")
 }
 
+/// Endpoint overrides must be URLs: the SDK panics on an empty one.
+fn check_endpoint_settings(task: &Task, from_connection: Option<&str>) -> Result<()> {
+    let is_url = |v: &str| {
+        let v = v.trim();
+        (v.starts_with("http://") || v.starts_with("https://")) && v.len() > "https://".len()
+    };
+    for (name, value) in task.env.iter() {
+        let upper = name.to_ascii_uppercase();
+        if (upper == "AWS_ENDPOINT_URL" || upper.starts_with("AWS_ENDPOINT_URL_")) && !is_url(value)
+        {
+            anyhow::bail!(
+                "The environment variable {name} is set to '{value}', which is not a URL. \
+                 Unset it, or give an endpoint such as https://s3.example.com."
+            );
+        }
+    }
+    if let Some(url) = from_connection
+        && !is_url(url)
+    {
+        anyhow::bail!(
+            "The service connection's endpointUrl '{url}' is not a URL (it must start with http:// or https://)."
+        );
+    }
+    Ok(())
+}
+
 /// Resolves region and credentials for `task`, registers every secret,
 /// prints where they came from, and returns the SDK configuration.
 pub async fn configure(task: &Task) -> Result<AwsSetup> {
@@ -138,6 +176,7 @@ pub async fn configure(task: &Task) -> Result<AwsSetup> {
         .as_ref()
         .and_then(|e| e.data("endpointUrl"))
         .map(|u| u.trim().to_string());
+    check_endpoint_settings(task, endpoint_url.as_deref())?;
 
     let base_config = loader(task, &region, endpoint_url.as_deref())
         .no_credentials()

@@ -434,3 +434,30 @@ fn the_user_agent_names_product_version_and_task() {
     );
     assert!(ua.contains(&want), "{ua}");
 }
+
+#[test]
+fn an_empty_or_malformed_endpoint_setting_is_an_error_not_a_panic() {
+    let keys = E::new()
+        .set("AWS_ACCESS_KEY_ID", "AKIAEMPTY000000001")
+        .set("AWS_SECRET_ACCESS_KEY", "empty-secret")
+        .region("eu-west-1");
+    keys.clone()
+        .set("AWS_ENDPOINT_URL", "")
+        .run()
+        .assert_failed_with(
+            "The environment variable AWS_ENDPOINT_URL is set to '', which is not a URL",
+        );
+    keys.clone()
+        .set("AWS_ENDPOINT_URL_STS", "localhost:4566")
+        .run()
+        .assert_failed_with("AWS_ENDPOINT_URL_STS is set to 'localhost:4566'");
+    E::new()
+        .connection(&[
+            ("username", "AKIAEMPTY000000002"),
+            ("password", "empty-secret"),
+        ])
+        .set(&format!("ENDPOINT_DATA_{CONN}_ENDPOINTURL"), "s3.local")
+        .region("eu-west-1")
+        .run()
+        .assert_failed_with("The service connection's endpointUrl 's3.local' is not a URL");
+}

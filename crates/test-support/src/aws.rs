@@ -1,0 +1,30 @@
+//! SDK configuration for reading state back from moto.
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::Credentials;
+
+pub const REGION: &str = "us-east-1";
+
+/// An SdkConfig for moto with the test credentials.
+pub fn sdk_config() -> SdkConfig {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(
+        aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(crate::moto())
+            .region(aws_config::Region::new(REGION))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+            .load(),
+    )
+}
+
+/// Runs a future to completion (tests are synchronous; tasks are processes).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}

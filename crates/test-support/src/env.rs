@@ -1,0 +1,68 @@
+//! Building the environment the agent would give a task.
+
+use std::path::Path;
+
+use crate::run::{TaskRun, run_task};
+
+/// Environment pairs for one task run, built like a pipeline step.
+#[derive(Default, Clone, Debug)]
+pub struct TaskEnv(pub Vec<(String, String)>);
+
+impl TaskEnv {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A task run against moto with the test credentials (environment
+    /// variables, as a self-hosted agent would have them) and a region input.
+    pub fn moto() -> Self {
+        Self::new()
+            .set("AWS_ENDPOINT_URL", &crate::moto())
+            .set("AWS_ACCESS_KEY_ID", "testing")
+            .set("AWS_SECRET_ACCESS_KEY", "testing")
+            .input("regionName", crate::REGION)
+    }
+
+    pub fn set(mut self, k: &str, v: &str) -> Self {
+        self.0.retain(|(key, _)| key != k);
+        self.0.push((k.to_string(), v.to_string()));
+        self
+    }
+
+    pub fn unset(mut self, k: &str) -> Self {
+        self.0.retain(|(key, _)| key != k);
+        self
+    }
+
+    /// `INPUT_<NAME>`, formatted like the agent does.
+    pub fn input(self, name: &str, value: &str) -> Self {
+        let key = format!("INPUT_{}", vsts_task::env_name(name));
+        self.set(&key, value)
+    }
+
+    /// A public pipeline variable (listed in `VSTS_PUBLIC_VARIABLES`).
+    pub fn variable(mut self, name: &str, value: &str) -> Self {
+        let mut names: Vec<String> = self
+            .0
+            .iter()
+            .find(|(k, _)| k == "VSTS_PUBLIC_VARIABLES")
+            .and_then(|(_, v)| serde_json::from_str(v).ok())
+            .unwrap_or_default();
+        names.push(name.to_string());
+        self = self.set(
+            "VSTS_PUBLIC_VARIABLES",
+            &serde_json::to_string(&names).unwrap(),
+        );
+        self.set(&vsts_task::env_name(name), value)
+    }
+
+    /// A secret pipeline variable.
+    pub fn secret_variable(self, name: &str, value: &str) -> Self {
+        let key = format!("SECRET_{}", vsts_task::env_name(name));
+        self.set(&key, value)
+    }
+
+    pub fn run(&self, binary: &Path) -> TaskRun {
+        run_task(binary, &self.0)
+    }
+}

@@ -1,0 +1,117 @@
+//! SystemsManagerSetParameter: creates or overwrites a parameter. An existing
+//! SecureString stays a SecureString; a SecureString value is registered as
+//! a secret before anything is printed.
+
+use anyhow::{Result, anyhow, bail};
+use aws_sdk_ssm::types::ParameterType;
+use vsts_aws_common::{AwsSetup, sdk_error_text};
+use vsts_task::Task;
+
+#[derive(Debug)]
+pub struct Params {
+    pub name: String,
+    pub kind: ParameterType,
+    pub value: String,
+    pub key_id: Option<String>,
+}
+
+impl Params {
+    pub fn from_task(task: &Task) -> Result<Self> {
+        let inputs = task.inputs();
+        let name = inputs.required("parameterName")?;
+        // The original's default is lower-case 'string': accept any case.
+        let kind = match inputs
+            .pick("parameterType", &["String", "StringList", "SecureString"])?
+            .unwrap_or("String")
+        {
+            "StringList" => ParameterType::StringList,
+            "SecureString" => ParameterType::SecureString,
+            _ => ParameterType::String,
+        };
+        let raw = task.env.raw("INPUT_PARAMETERVALUE").unwrap_or("");
+        if raw.trim().is_empty() {
+            bail!("Input required: parameterValue");
+        }
+        if kind == ParameterType::SecureString {
+            task.console.set_secret(raw);
+        }
+        Ok(Params {
+            name,
+            key_id: if kind == ParameterType::SecureString {
+                inputs.get("encryptionKeyId")
+            } else {
+                None
+            },
+            kind,
+            value: raw.to_string(),
+        })
+    }
+}
+
+pub async fn run(task: Task) -> Result<()> {
+    let params = Params::from_task(&task)?;
+    let setup = vsts_aws_common::configure(&task).await?;
+    execute(&task, &setup, &params).await
+}
+
+pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
+    let console = &task.console;
+    let mut conf = aws_sdk_ssm::config::Builder::from(&setup.config);
+    if let Some(log) = setup.http_log(task) {
+        conf = conf.interceptor(log);
+    }
+    let client = aws_sdk_ssm::Client::from_conf(conf.build());
+    let existing = match client.get_parameter().name(&p.name).send().await {
+        Ok(out) => out.parameter.and_then(|x| x.r#type),
+        Err(e) => {
+            use aws_sdk_ssm::error::ProvideErrorMetadata;
+            if e.code() == Some("ParameterNotFound") {
+                None
+            } else {
+                bail!(
+                    "Reading parameter '{}' failed: {}",
+                    p.name,
+                    sdk_error_text(&e)
+                );
+            }
+        }
+    };
+    let mut kind = p.kind.clone();
+    if existing == Some(ParameterType::SecureString) && kind != ParameterType::SecureString {
+        console.set_secret(&p.value);
+        console.warning(&format!(
+            "Parameter '{}' is a SecureString: it stays one (parameterType {} ignored).",
+            p.name,
+            kind.as_str()
+        ));
+        kind = ParameterType::SecureString;
+    }
+    let out = client
+        .put_parameter()
+        .name(&p.name)
+        .value(&p.value)
+        .r#type(kind.clone())
+        .overwrite(existing.is_some())
+        .set_key_id(p.key_id.clone())
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "Writing parameter '{}' failed: {}",
+                p.name,
+                sdk_error_text(&e)
+            )
+        })?;
+    console.info(&format!(
+        "Parameter '{}' ({}) {}: version {}.",
+        p.name,
+        kind.as_str(),
+        if existing.is_some() {
+            "updated"
+        } else {
+            "created"
+        },
+        out.version
+    ));
+    Ok(())
+}
