@@ -171,3 +171,133 @@ fn post_json(port: u16, path: &str, body: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// Microsoft's packager, pinned, in `.tools/node` (for the tests that compare
+/// our .vsix with its output).
+pub const TFX_VERSION: &str = "0.23.1";
+
+pub fn tfx(root: &Path) -> Result<PathBuf> {
+    let prefix = tools_dir(root).join("node");
+    let bin = prefix.join("node_modules/.bin/tfx");
+    let stamp = prefix.join(format!(".installed-tfx-{TFX_VERSION}"));
+    if !bin.exists() || !stamp.exists() {
+        std::fs::create_dir_all(&prefix)?;
+        println!(
+            "xtask: installing tfx-cli@{TFX_VERSION} into {}",
+            prefix.display()
+        );
+        run(Command::new("npm")
+            .args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                "--prefix",
+            ])
+            .arg(&prefix)
+            .arg(format!("tfx-cli@{TFX_VERSION}")))
+        .context("npm install tfx-cli (is Node.js with npm installed?)")?;
+        std::fs::write(&stamp, "")?;
+    }
+    Ok(bin)
+}
+
+/// One task folder as the agent would see it: task.json (stamped), icon,
+/// launcher, and the binaries.
+pub fn stage_task(
+    root: &Path,
+    task: &crate::layout::TaskSource,
+    binaries: &crate::layout::Binaries,
+    dest: &Path,
+) -> Result<()> {
+    use crate::layout;
+    if dest.exists() {
+        std::fs::remove_dir_all(dest)?;
+    }
+    std::fs::create_dir_all(dest)?;
+    let version = layout::workspace_version(root)?;
+    let json = layout::stamp_task_json(layout::read_json(&task.dir.join("task.json"))?, &version)?;
+    layout::write_json(&dest.join("task.json"), &json)?;
+    std::fs::copy(root.join("tasks/launcher/run.js"), dest.join("run.js"))?;
+    for (platform, bins) in binaries {
+        if let Some(src) = bins.get(&task.binary) {
+            let dir = dest.join("bin").join(platform);
+            std::fs::create_dir_all(&dir)?;
+            let exe = if platform.starts_with("win32") {
+                format!("{}.exe", task.binary)
+            } else {
+                task.binary.clone()
+            };
+            std::fs::copy(src, dir.join(exe))?;
+        }
+    }
+    Ok(())
+}
+
+/// Cold start through the launcher, from spawn to exit, on an input error
+/// that fails before any network call; against bare `node -e 0`.
+pub fn bench_startup(root: &Path) -> Result<()> {
+    use crate::{build, layout};
+    const ROUNDS: usize = 40;
+    let tasks = layout::tasks(root)?;
+    let binaries = build::build(root, &tasks, &[None], "release")?;
+    let node_ms = time_median(ROUNDS, || {
+        Command::new("node").args(["-e", "0"]).output().map(|_| ())
+    })?;
+    println!(
+        "\n{:<32} {:>10} {:>10} {:>10}",
+        "task (input error, no network)", "median ms", "min ms", "binary MB"
+    );
+    println!(
+        "{:<32} {:>10.1} {:>10} {:>10}",
+        "node -e 0",
+        node_ms.0,
+        format!("{:.1}", node_ms.1),
+        "-"
+    );
+    for task in &tasks {
+        let dir = root.join("target/xtask/bench").join(&task.name);
+        stage_task(root, task, &binaries, &dir)?;
+        let script = dir.join("run.js");
+        let (median, min) = time_median(ROUNDS, || {
+            let out = Command::new("node")
+                .arg(&script)
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .output()?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            if !text.contains("result=Failed") {
+                return Err(std::io::Error::other(format!(
+                    "expected an input error, got: {text}"
+                )));
+            }
+            Ok(())
+        })?;
+        let size = binaries
+            .values()
+            .next()
+            .and_then(|b| b.get(&task.binary))
+            .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+            .unwrap_or(0);
+        println!(
+            "{:<32} {:>10.1} {:>10.1} {:>10.2}",
+            task.name,
+            median,
+            min,
+            size as f64 / 1e6
+        );
+    }
+    println!("\n({ROUNDS} runs each; the incumbent's tasks take 470 to 580 ms)");
+    Ok(())
+}
+
+fn time_median(rounds: usize, mut f: impl FnMut() -> std::io::Result<()>) -> Result<(f64, f64)> {
+    let mut times = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let start = Instant::now();
+        f()?;
+        times.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    Ok((times[rounds / 2], times[0]))
+}

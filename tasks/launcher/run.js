@@ -1,0 +1,74 @@
+// Launcher for a native task binary. Written once; `cargo xtask package`
+// copies it into every task folder next to task.json.
+//
+// The agent only starts Node (or PowerShell) handlers, so this file is the
+// handler's target: it picks bin/<platform>-<arch>/<task name> and runs it
+// with the same environment and stdio, forwards SIGINT/SIGTERM, and exits
+// with the binary's code. It must never load azure-pipelines-task-lib, which
+// deletes INPUT_*, SECRET_* and ENDPOINT_AUTH_* from the environment.
+'use strict';
+
+const fs = require('fs');
+const path = require('path');
+const { spawn } = require('child_process');
+const os = require('os');
+
+function escapeData(s) {
+  return String(s).replace(/%/g, '%AZP25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
+}
+
+function fail(message) {
+  process.stdout.write('##vso[task.logissue type=error;]' + escapeData(message) + '\n');
+  process.stdout.write('##vso[task.complete result=Failed;]' + escapeData(message) + '\n');
+  process.exit(1);
+}
+
+let name;
+try {
+  name = JSON.parse(fs.readFileSync(path.join(__dirname, 'task.json'), 'utf8')).name;
+} catch (e) {
+  fail('Cannot read task.json next to the launcher: ' + e.message);
+}
+
+const platform = process.platform + '-' + process.arch;
+const exe = path.join(__dirname, 'bin', platform, name.toLowerCase() + (process.platform === 'win32' ? '.exe' : ''));
+
+if (!fs.existsSync(exe)) {
+  let shipped = [];
+  try {
+    shipped = fs.readdirSync(path.join(__dirname, 'bin')).sort();
+  } catch (e) {
+    // no bin folder at all
+  }
+  fail(name + ' has no binary for this agent\'s platform ' + platform +
+    '. Platforms shipped: ' + (shipped.length ? shipped.join(', ') : 'none') + '.');
+}
+
+if (process.platform !== 'win32') {
+  // Zip files written by the packager keep no Unix mode bits.
+  try {
+    fs.chmodSync(exe, 0o755);
+  } catch (e) {
+    // Read-only task folder: the bit may already be set; spawn will tell.
+  }
+}
+
+const child = spawn(exe, process.argv.slice(2), { stdio: 'inherit', env: process.env, windowsHide: true });
+
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    try {
+      child.kill(signal);
+    } catch (e) {
+      // already gone
+    }
+  });
+}
+
+child.on('error', (e) => fail('Cannot start ' + exe + ': ' + e.message));
+child.on('exit', (code, signal) => {
+  if (signal) {
+    process.exit(128 + (os.constants.signals[signal] || 0));
+  }
+  process.exit(code === null ? 1 : code);
+});

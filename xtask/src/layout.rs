@@ -1,0 +1,291 @@
+//! The extension's layout: which tasks exist, and the staged folder that
+//! becomes the .vsix (manifests stamped with the workspace version, the
+//! launcher and the binaries copied into every task folder).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+/// AWS regions offered in every task's region pick list (still editable).
+pub const REGIONS: &[(&str, &str)] = &[
+    ("us-east-1", "US East (N. Virginia)"),
+    ("us-east-2", "US East (Ohio)"),
+    ("us-west-1", "US West (N. California)"),
+    ("us-west-2", "US West (Oregon)"),
+    ("af-south-1", "Africa (Cape Town)"),
+    ("ap-east-1", "Asia Pacific (Hong Kong)"),
+    ("ap-south-1", "Asia Pacific (Mumbai)"),
+    ("ap-south-2", "Asia Pacific (Hyderabad)"),
+    ("ap-southeast-1", "Asia Pacific (Singapore)"),
+    ("ap-southeast-2", "Asia Pacific (Sydney)"),
+    ("ap-southeast-3", "Asia Pacific (Jakarta)"),
+    ("ap-southeast-4", "Asia Pacific (Melbourne)"),
+    ("ap-northeast-1", "Asia Pacific (Tokyo)"),
+    ("ap-northeast-2", "Asia Pacific (Seoul)"),
+    ("ap-northeast-3", "Asia Pacific (Osaka)"),
+    ("ca-central-1", "Canada (Central)"),
+    ("ca-west-1", "Canada West (Calgary)"),
+    ("eu-central-1", "Europe (Frankfurt)"),
+    ("eu-central-2", "Europe (Zurich)"),
+    ("eu-west-1", "Europe (Ireland)"),
+    ("eu-west-2", "Europe (London)"),
+    ("eu-west-3", "Europe (Paris)"),
+    ("eu-south-1", "Europe (Milan)"),
+    ("eu-south-2", "Europe (Spain)"),
+    ("eu-north-1", "Europe (Stockholm)"),
+    ("il-central-1", "Israel (Tel Aviv)"),
+    ("me-south-1", "Middle East (Bahrain)"),
+    ("me-central-1", "Middle East (UAE)"),
+    ("sa-east-1", "South America (São Paulo)"),
+    ("us-gov-east-1", "AWS GovCloud (US-East)"),
+    ("us-gov-west-1", "AWS GovCloud (US-West)"),
+    ("cn-north-1", "China (Beijing)"),
+    ("cn-northwest-1", "China (Ningxia)"),
+];
+
+/// One task folder of the source tree.
+#[derive(Debug, Clone)]
+pub struct TaskSource {
+    /// The folder name and task.json `name`, e.g. `S3Upload`.
+    pub name: String,
+    pub dir: PathBuf,
+    /// The binary's file name without `.exe`: the lower-cased task name,
+    /// which is also the cargo package name.
+    pub binary: String,
+}
+
+/// Every `tasks/<Name>/task.json`, sorted by name.
+pub fn tasks(root: &Path) -> Result<Vec<TaskSource>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(root.join("tasks"))? {
+        let dir = entry?.path();
+        if !dir.join("task.json").is_file() {
+            continue;
+        }
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let json = read_json(&dir.join("task.json"))?;
+        if json["name"] != name.as_str() {
+            bail!(
+                "{}: task.json name is {}, expected {name}",
+                dir.display(),
+                json["name"]
+            );
+        }
+        out.push(TaskSource {
+            binary: name.to_lowercase(),
+            name,
+            dir,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+pub fn read_json(path: &Path) -> Result<Value> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// The workspace version (`[workspace.package] version`).
+pub fn workspace_version(root: &Path) -> Result<String> {
+    let text = fs::read_to_string(root.join("Cargo.toml"))?;
+    let mut in_section = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_section = line == "[workspace.package]";
+        } else if in_section && let Some(rest) = line.strip_prefix("version") {
+            let v = rest.trim().trim_start_matches('=').trim().trim_matches('"');
+            return Ok(v.to_string());
+        }
+    }
+    bail!("no [workspace.package] version in Cargo.toml")
+}
+
+/// task.json as shipped: version stamped from the workspace, the region
+/// list in every `regionName` pick list.
+pub fn stamp_task_json(mut task: Value, version: &str) -> Result<Value> {
+    let parts: Vec<u64> = version
+        .split(['.', '-', '+'])
+        .take(3)
+        .map(|p| {
+            p.parse()
+                .with_context(|| format!("version {version} is not x.y.z"))
+        })
+        .collect::<Result<_>>()?;
+    task["version"] = json!({ "Major": parts[0], "Minor": parts[1], "Patch": parts[2] });
+    if let Some(inputs) = task["inputs"].as_array_mut() {
+        for input in inputs {
+            if input["name"] == "regionName" && input["type"] == "pickList" {
+                let options: serde_json::Map<String, Value> = REGIONS
+                    .iter()
+                    .map(|(code, label)| {
+                        (code.to_string(), Value::String(format!("{label} [{code}]")))
+                    })
+                    .collect();
+                input["options"] = Value::Object(options);
+            }
+        }
+    }
+    Ok(task)
+}
+
+/// Binaries to ship: platform (`linux-x64`) → task binary name → file.
+pub type Binaries = BTreeMap<String, BTreeMap<String, PathBuf>>;
+
+/// Writes the staged extension folder.
+pub fn stage(
+    root: &Path,
+    out: &Path,
+    binaries: &Binaries,
+    version: &str,
+    publisher: Option<&str>,
+) -> Result<()> {
+    if out.exists() {
+        fs::remove_dir_all(out)?;
+    }
+    fs::create_dir_all(out)?;
+    let mut manifest = read_json(&root.join("vss-extension.json"))?;
+    manifest["version"] = Value::String(version.to_string());
+    if let Some(p) = publisher {
+        manifest["publisher"] = Value::String(p.to_string());
+    }
+    write_json(&out.join("vss-extension.json"), &manifest)?;
+    copy_dir(&root.join("images"), &out.join("images"))?;
+    let launcher = root.join("tasks/launcher/run.js");
+    let tasks = tasks(root)?;
+    check_contributions(&manifest, &tasks)?;
+    for task in &tasks {
+        let dest = out.join("tasks").join(&task.name);
+        fs::create_dir_all(&dest)?;
+        let json = stamp_task_json(read_json(&task.dir.join("task.json"))?, version)?;
+        write_json(&dest.join("task.json"), &json)?;
+        fs::copy(task.dir.join("icon.png"), dest.join("icon.png"))
+            .with_context(|| format!("{}: icon.png", task.name))?;
+        fs::copy(&launcher, dest.join("run.js"))?;
+        let mut shipped = 0;
+        for (platform, bins) in binaries {
+            if let Some(src) = bins.get(&task.binary) {
+                let exe = if platform.starts_with("win32") {
+                    format!("{}.exe", task.binary)
+                } else {
+                    task.binary.clone()
+                };
+                let dir = dest.join("bin").join(platform);
+                fs::create_dir_all(&dir)?;
+                fs::copy(src, dir.join(exe))
+                    .with_context(|| format!("copying {}", src.display()))?;
+                shipped += 1;
+            }
+        }
+        if shipped == 0 {
+            bail!("no binary for task {} on any platform", task.name);
+        }
+    }
+    Ok(())
+}
+
+/// Every task folder has a contribution and a `files` entry, and nothing
+/// else is listed: a task cannot be forgotten or left dangling.
+pub fn check_contributions(manifest: &Value, tasks: &[TaskSource]) -> Result<()> {
+    let mut contributed: Vec<String> = manifest["contributions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["type"] == "ms.vss-distributed-task.task")
+        .filter_map(|c| c["properties"]["name"].as_str().map(str::to_string))
+        .collect();
+    let mut files: Vec<String> = manifest["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["path"].as_str())
+        .filter(|p| p.starts_with("tasks/"))
+        .map(str::to_string)
+        .collect();
+    let mut want: Vec<String> = tasks.iter().map(|t| format!("tasks/{}", t.name)).collect();
+    contributed.sort();
+    files.sort();
+    want.sort();
+    if contributed != want || files != want {
+        bail!(
+            "vss-extension.json does not match tasks/: task folders {want:?}, contributions {contributed:?}, files {files:?}"
+        );
+    }
+    Ok(())
+}
+
+pub fn write_json(path: &Path, value: &Value) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+pub fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let dest = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &dest)?;
+        } else {
+            fs::copy(entry.path(), dest)?;
+        }
+    }
+    Ok(())
+}
+
+/// The Node platform-arch folder for a Rust target triple.
+pub fn platform_of(triple: &str) -> Result<String> {
+    let arch = match triple.split('-').next().unwrap_or("") {
+        "x86_64" => "x64",
+        "aarch64" => "arm64",
+        "i686" | "i586" => "ia32",
+        "armv7" | "arm" => "arm",
+        other => bail!("unsupported architecture {other} in {triple}"),
+    };
+    let os = if triple.contains("linux") {
+        "linux"
+    } else if triple.contains("apple-darwin") {
+        "darwin"
+    } else if triple.contains("windows") {
+        "win32"
+    } else {
+        bail!("unsupported OS in {triple}")
+    };
+    Ok(format!("{os}-{arch}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platforms_follow_node_names() {
+        assert_eq!(
+            platform_of("x86_64-unknown-linux-gnu").unwrap(),
+            "linux-x64"
+        );
+        assert_eq!(
+            platform_of("aarch64-unknown-linux-musl").unwrap(),
+            "linux-arm64"
+        );
+        assert_eq!(platform_of("aarch64-apple-darwin").unwrap(), "darwin-arm64");
+        assert_eq!(platform_of("x86_64-pc-windows-msvc").unwrap(), "win32-x64");
+        assert!(platform_of("riscv64gc-unknown-linux-gnu").is_err());
+    }
+
+    #[test]
+    fn stamping_sets_version_and_regions() {
+        let t = json!({"name": "X", "inputs": [{"name": "regionName", "type": "pickList", "options": {}}]});
+        let s = stamp_task_json(t, "1.2.3").unwrap();
+        assert_eq!(s["version"], json!({"Major": 1, "Minor": 2, "Patch": 3}));
+        assert_eq!(
+            s["inputs"][0]["options"]["eu-west-1"],
+            "Europe (Ireland) [eu-west-1]"
+        );
+    }
+}

@@ -1,0 +1,7 @@
+//! Project automation, as a library so that its tests can drive it.
+
+pub mod build;
+pub mod layout;
+pub mod run_task;
+pub mod tools;
+pub mod vsix;

@@ -1,0 +1,126 @@
+//! The launcher under real node.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::{root, temp, write_exec};
+
+/// A task folder with the launcher, a task.json named `Demo`, and
+/// optionally a script as the linux-x64 binary (written without +x: the
+/// launcher must set it).
+fn task_dir(name: &str, binary: Option<&str>) -> PathBuf {
+    let dir = temp(name);
+    std::fs::copy(root().join("tasks/launcher/run.js"), dir.join("run.js")).unwrap();
+    std::fs::write(dir.join("task.json"), r#"{"name": "Demo"}"#).unwrap();
+    if let Some(script) = binary {
+        write_exec(&dir.join("bin/linux-x64/demo"), script, 0o644);
+    }
+    dir
+}
+
+fn node(dir: &Path) -> Command {
+    let mut c = Command::new("node");
+    c.arg(dir.join("run.js"));
+    c
+}
+
+#[test]
+fn a_missing_binary_fails_the_task_naming_the_platforms() {
+    let dir = task_dir("missing", None);
+    write_exec(&dir.join("bin/win32-x64/demo.exe"), "x", 0o644);
+    write_exec(&dir.join("bin/darwin-arm64/demo"), "x", 0o644);
+    let out = node(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "##vso[task.logissue type=error;]Demo has no binary for this agent's platform linux-x64. Platforms shipped: darwin-arm64, win32-x64.",
+            "##vso[task.complete result=Failed;]Demo has no binary for this agent's platform linux-x64. Platforms shipped: darwin-arm64, win32-x64.",
+        ]
+    );
+}
+
+#[test]
+fn environment_arguments_stdio_and_exit_code_pass_through() {
+    let dir = task_dir(
+        "env",
+        Some(
+            "#!/bin/sh\necho \"in=$INPUT_BUCKETNAME secret=$SECRET_AWS_SECRETACCESSKEY ep=$ENDPOINT_AUTH_PARAMETER_X_PASSWORD args=$*\"\necho to-stderr >&2\nexit ${DEMO_EXIT:-0}\n",
+        ),
+    );
+    let out = node(&dir)
+        .env("INPUT_BUCKETNAME", "my-bucket")
+        .env("SECRET_AWS_SECRETACCESSKEY", "s3cr3t")
+        .env("ENDPOINT_AUTH_PARAMETER_X_PASSWORD", "pw")
+        .env("DEMO_EXIT", "7")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "in=my-bucket secret=s3cr3t ep=pw args=\n"
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "to-stderr\n");
+    let out = node(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}
+
+fn signal_round_trip(signal: &str) {
+    let dir = task_dir(
+        &format!("signal-{signal}"),
+        Some(&format!(
+            "#!/bin/sh\ntrap 'echo got-{signal}; exit 42' {signal}\necho ready\nwhile true; do sleep 0.05; done\n"
+        )),
+    );
+    let mut child = node(&dir).stdout(Stdio::piped()).spawn().unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+    let code = child.wait().unwrap().code();
+    assert_eq!(rest, format!("got-{signal}\n"));
+    assert_eq!(code, Some(42), "node exits with the child's code");
+}
+
+#[test]
+fn sigint_is_forwarded() {
+    signal_round_trip("INT");
+}
+
+#[test]
+fn sigterm_is_forwarded() {
+    signal_round_trip("TERM");
+}
+
+#[test]
+fn the_launcher_loads_no_module_but_node_builtins() {
+    let text = std::fs::read_to_string(root().join("tasks/launcher/run.js")).unwrap();
+    let requires: Vec<&str> = text
+        .match_indices("require(")
+        .map(|(i, _)| &text[i..i + 30])
+        .collect();
+    for r in &requires {
+        assert!(
+            [
+                "require('fs')",
+                "require('path')",
+                "require('child_process')",
+                "require('os')"
+            ]
+            .iter()
+            .any(|ok| r.starts_with(ok)),
+            "unexpected {r}"
+        );
+    }
+    assert!(!text.contains("import "), "no ES module imports");
+}

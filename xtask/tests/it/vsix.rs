@@ -1,0 +1,136 @@
+//! Our .vsix against Microsoft's packager on the same staged layout.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use xtask::layout::{self, Binaries};
+
+use crate::{root, temp};
+
+/// A staged layout with a small real executable as every task's binary.
+fn staged(name: &str) -> PathBuf {
+    let dir = temp(name).join("stage");
+    let tasks = layout::tasks(&root()).unwrap();
+    let bins: BTreeMap<String, PathBuf> = tasks
+        .iter()
+        .map(|t| (t.binary.clone(), PathBuf::from("/bin/true")))
+        .collect();
+    let binaries: Binaries = [("linux-x64".to_string(), bins)].into();
+    layout::stage(&root(), &dir, &binaries, "1.2.3", Some("test-publisher")).unwrap();
+    dir
+}
+
+fn entries(vsix: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(vsix).unwrap()).unwrap();
+    let mut out = BTreeMap::new();
+    for i in 0..zip.len() {
+        let mut f = zip.by_index(i).unwrap();
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).unwrap();
+        out.insert(f.name().unwrap().to_string(), bytes);
+    }
+    out
+}
+
+fn lines(bytes: &[u8]) -> Vec<String> {
+    let mut v: Vec<String> = String::from_utf8_lossy(bytes)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn the_vsix_is_deterministic_and_stamped() {
+    let stage = staged("determinism");
+    let a = xtask::vsix::write(&stage, &stage.parent().unwrap().join("a")).unwrap();
+    let b = xtask::vsix::write(&stage, &stage.parent().unwrap().join("b")).unwrap();
+    assert_eq!(
+        a.file_name().unwrap(),
+        "test-publisher.aws-pipeline-tasks-1.2.3.vsix"
+    );
+    assert_eq!(
+        std::fs::read(&a).unwrap(),
+        std::fs::read(&b).unwrap(),
+        "same input, same bytes"
+    );
+
+    let e = entries(&a);
+    for task in layout::tasks(&root()).unwrap() {
+        let base = format!("tasks/{}", task.name);
+        let json: serde_json::Value =
+            serde_json::from_slice(&e[&format!("{base}/task.json")]).unwrap();
+        assert_eq!(
+            json["version"],
+            serde_json::json!({"Major": 1, "Minor": 2, "Patch": 3})
+        );
+        assert!(
+            json["inputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|i| i["name"] == "regionName" && i["options"]["eu-west-1"].is_string())
+        );
+        assert!(e.contains_key(&format!("{base}/run.js")));
+        assert!(e.contains_key(&format!("{base}/icon.png")));
+        assert!(e.contains_key(&format!("{base}/bin/linux-x64/{}", task.binary)));
+    }
+    let vsixmanifest = String::from_utf8_lossy(&e["extension.vsixmanifest"]).into_owned();
+    assert!(
+        vsixmanifest
+            .contains(r#"Id="aws-pipeline-tasks" Publisher="test-publisher" Version="1.2.3""#)
+    );
+}
+
+#[test]
+fn the_vsix_matches_tfx_cli() {
+    let tfx = std::env::var("TFX")
+        .expect("TFX is not set: run `cargo xtask test`, which installs tfx-cli");
+    let stage = staged("tfx");
+    let ours = xtask::vsix::write(&stage, &stage.parent().unwrap().join("ours")).unwrap();
+    let out_dir = stage.parent().unwrap().join("tfx");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let theirs = out_dir.join("theirs.vsix");
+    let output = Command::new(&tfx)
+        .current_dir(&stage)
+        .args([
+            "extension",
+            "create",
+            "--root",
+            ".",
+            "--manifest-globs",
+            "vss-extension.json",
+            "--no-prompt",
+            "--output-path",
+        ])
+        .arg(&theirs)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "tfx refused the layout:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let ours = entries(&ours);
+    let theirs = entries(&theirs);
+    let names = |e: &BTreeMap<String, Vec<u8>>| e.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(&ours), names(&theirs), "file lists");
+    for (name, bytes) in &theirs {
+        match name.as_str() {
+            "extension.vsomanifest" => {
+                let a: serde_json::Value = serde_json::from_slice(&ours[name]).unwrap();
+                let b: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+                assert_eq!(a, b, "{name}");
+            }
+            "extension.vsixmanifest" | "[Content_Types].xml" => {
+                assert_eq!(lines(&ours[name]), lines(bytes), "{name}");
+            }
+            _ => assert_eq!(&ours[name], bytes, "{name}"),
+        }
+    }
+}
