@@ -5,19 +5,27 @@ use aws_credential_types::Credentials;
 
 pub const REGION: &str = "us-east-1";
 
-/// An SdkConfig for moto with the test credentials.
+/// An SdkConfig for moto with the test credentials (loaded once, on a
+/// thread of its own, so it can be asked for from anywhere).
 pub fn sdk_config() -> SdkConfig {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(
-        aws_config::defaults(BehaviorVersion::latest())
-            .endpoint_url(crate::moto())
-            .region(aws_config::Region::new(REGION))
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-            .load(),
-    )
+    static CONFIG: std::sync::OnceLock<SdkConfig> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            std::thread::spawn(|| {
+                block_on(
+                    aws_config::defaults(BehaviorVersion::latest())
+                        .endpoint_url(crate::moto())
+                        .region(aws_config::Region::new(REGION))
+                        .credentials_provider(Credentials::new(
+                            "testing", "testing", None, None, "test",
+                        ))
+                        .load(),
+                )
+            })
+            .join()
+            .expect("loading the test SdkConfig")
+        })
+        .clone()
 }
 
 /// Runs a future to completion (tests are synchronous; tasks are processes).

@@ -46,6 +46,11 @@ impl Response {
             body: body.into(),
         }
     }
+    /// Closes the connection without answering (a dropped connection).
+    pub fn drop_connection() -> Self {
+        Self::new(0, Vec::new())
+    }
+
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.into(), value.into()));
         self
@@ -94,6 +99,10 @@ fn serve(stream: TcpStream, handler: &Handler, recorded: &Mutex<Vec<(Request, Re
     };
     let resp = handler(&req);
     recorded.lock().unwrap().push((req, resp.clone()));
+    if resp.status == 0 {
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+        return;
+    }
     let _ = write_response(&stream, &resp);
 }
 
@@ -149,12 +158,23 @@ fn write_response(mut stream: &TcpStream, resp: &Response) -> std::io::Result<()
 /// A reverse proxy in front of `upstream` (moto) that records every request,
 /// to see what the task sent (moto accepts and forgets, e.g., ExternalId).
 pub fn recording_proxy(upstream: &str) -> HttpServer {
+    faulty_proxy(upstream, |_| None)
+}
+
+/// A recording proxy that answers a request itself when `fault` says so
+/// (a 500, throttling, a dropped connection), and forwards it otherwise.
+pub fn faulty_proxy(
+    upstream: &str,
+    fault: impl Fn(&Request) -> Option<Response> + Send + Sync + 'static,
+) -> HttpServer {
     let upstream = upstream
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .to_string();
     HttpServer::start(move |req| {
-        forward(&upstream, req).unwrap_or_else(|e| Response::new(502, e.to_string()))
+        fault(req).unwrap_or_else(|| {
+            forward(&upstream, req).unwrap_or_else(|e| Response::new(502, e.to_string()))
+        })
     })
 }
 

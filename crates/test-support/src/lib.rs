@@ -10,7 +10,7 @@ mod run;
 
 pub use aws::{REGION, block_on, sdk_config};
 pub use env::TaskEnv;
-pub use http::{HttpServer, Request, Response, recording_proxy};
+pub use http::{HttpServer, Request, Response, faulty_proxy, recording_proxy};
 pub use run::{TaskRun, assert_no_leaks, run_task};
 
 /// The moto server started by `cargo xtask test` (`MOTO_ENDPOINT`).
