@@ -7,6 +7,7 @@
 //! - `run <TaskName> [--input k=v] [--variable k=v] [--secret k=v]
 //!   [--connection k=v] [--connection-data k=v]`: a task as the agent runs it.
 //! - `bench startup`: cold start through the launcher.
+//! - `bench s3 [rounds]`: S3Upload against aws s3 cp and s5cmd on s3s-fs.
 //! - `moto`: the local AWS emulator in the foreground.
 
 use std::path::PathBuf;
@@ -26,7 +27,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n  test [cargo test args]\n  package [--target T]... [--prebuilt DIR] [--publisher P] [--out DIR]\n  run <TaskName> [--input k=v] [--variable k=v] [--secret k=v] [--connection k=v] [--connection-data k=v]\n  bench startup\n  moto"
+                "usage: cargo xtask <command>\n  test [cargo test args]\n  package [--target T]... [--prebuilt DIR] [--publisher P] [--out DIR]\n  run <TaskName> [--input k=v] [--variable k=v] [--secret k=v] [--connection k=v] [--connection-data k=v]\n  bench startup | bench s3 [rounds]\n  moto"
             );
             return ExitCode::from(2);
         }
@@ -183,6 +184,15 @@ fn run(args: &[String]) -> Result<()> {
 fn bench(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("startup") => xtask::tools::bench_startup(&tools::root()),
-        _ => bail!("usage: cargo xtask bench startup"),
+        Some("s3") => {
+            let rounds = args
+                .get(1)
+                .map(|r| r.parse())
+                .transpose()
+                .context("rounds must be a number")?
+                .unwrap_or(3);
+            xtask::bench::s3(&tools::root(), rounds)
+        }
+        _ => bail!("usage: cargo xtask bench <startup | s3 [rounds]>"),
     }
 }

@@ -83,8 +83,11 @@ where
     let debug = Variables::new(&env).system_debug();
     let console = Console::stdout(debug);
     let task = Task::new(name, env, console.clone());
+    // Blocking threads serve file I/O; a small pool keeps memory flat when
+    // thousands of small files are read.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(16)
         .build()
     {
         Ok(rt) => rt,

@@ -26,6 +26,8 @@ use crate::plan::{Action, Item, Plan};
 pub const MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
 const PART: u64 = 8 * 1024 * 1024;
 const MAX_PARTS: u64 = 10_000;
+/// Bodies up to this size are read whole.
+const SMALL_BODY: u64 = 1024 * 1024;
 
 /// 8 MiB parts, larger when needed to stay within S3's 10,000 parts.
 pub fn part_size(size: u64) -> u64 {
@@ -205,7 +207,18 @@ macro_rules! apply_sse_c {
     }};
 }
 
+/// Small files whole, in one read; larger ranges streamed from disk in
+/// 256 KiB reads, so memory stays flat whatever the size.
 async fn body(item: &Item, offset: u64, len: u64) -> Result<ByteStream> {
+    if offset == 0 && len == item.size && len <= SMALL_BODY {
+        let bytes = tokio::fs::read(&item.path)
+            .await
+            .map_err(|e| anyhow!("{}: {e}", item.path.display()))?;
+        if bytes.len() as u64 != len {
+            bail!("{} changed size while it was uploaded", item.path.display());
+        }
+        return Ok(ByteStream::from(bytes));
+    }
     ByteStream::read_from()
         .path(&item.path)
         .offset(offset)

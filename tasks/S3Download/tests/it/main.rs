@@ -1,0 +1,255 @@
+//! S3Download against moto.
+
+use std::path::{Path, PathBuf};
+
+use test_support::{TaskEnv, block_on, sdk_config, unique};
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_s3download"))
+}
+
+fn s3() -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk_config())
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+fn bucket() -> String {
+    let name: String = unique("dl").to_lowercase().chars().take(63).collect();
+    block_on(s3().create_bucket().bucket(&name).send()).unwrap();
+    name
+}
+
+fn put(bucket: &str, key: &str, body: &[u8]) {
+    block_on(
+        s3().put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body.to_vec().into())
+            .send(),
+    )
+    .unwrap();
+}
+
+fn out_dir() -> PathBuf {
+    std::env::temp_dir().join(unique("out"))
+}
+
+fn download(bucket: &str, target: &Path) -> TaskEnv {
+    TaskEnv::moto()
+        .input("bucketName", bucket)
+        .input("targetFolder", target.to_str().unwrap())
+        .input("globExpressions", "**")
+        .input("forcePathStyleAddressing", "true")
+}
+
+fn files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            if e.path().is_dir() {
+                walk(root, &e.path(), out);
+            } else {
+                out.push(
+                    e.path()
+                        .strip_prefix(root)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+        }
+    }
+    if dir.exists() {
+        walk(dir, dir, &mut out);
+    }
+    out.sort();
+    out
+}
+
+fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// S3Upload (in-process, its library) then S3Download: the same bytes.
+#[test]
+fn round_trip_through_both_tasks_is_byte_for_byte() {
+    let b = bucket();
+    let src = std::env::temp_dir().join(unique("rt-src"));
+    let big = data(18 * 1024 * 1024 + 7, 5);
+    for (rel, content) in [
+        ("a.txt", b"alpha".to_vec()),
+        ("deep/er/b.bin", data(70_000, 9)),
+        ("big/large.bin", big.clone()),
+    ] {
+        let p = src.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    let pairs = TaskEnv::moto()
+        .input("bucketName", &b)
+        .input("sourceFolder", src.to_str().unwrap())
+        .input("globExpressions", "**")
+        .input("targetFolder", "rt")
+        .input("forcePathStyleAddressing", "true")
+        .input("endpointUrl", &test_support::moto())
+        .unset("AWS_ENDPOINT_URL");
+    let (console, log) = vsts_task::Console::capture(false);
+    let task = vsts_task::Task::new("S3Upload", vsts_task::Env::from_pairs(pairs.0), console);
+    let result = block_on(s3upload::run(task));
+    assert!(result.is_ok(), "{result:?}\n{}", log.text());
+
+    let out = out_dir();
+    download(&b, &out)
+        .input("sourceFolder", "rt")
+        .run(bin())
+        .assert_succeeded();
+    assert_eq!(files(&out), ["a.txt", "big/large.bin", "deep/er/b.bin"]);
+    for rel in ["a.txt", "deep/er/b.bin", "big/large.bin"] {
+        assert!(
+            std::fs::read(out.join(rel)).unwrap() == std::fs::read(src.join(rel)).unwrap(),
+            "{rel} differs"
+        );
+    }
+}
+
+#[test]
+fn more_than_a_thousand_keys_are_all_downloaded() {
+    let b = bucket();
+    block_on(async {
+        let client = s3();
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..1005 {
+            let client = client.clone();
+            let b = b.clone();
+            set.spawn(async move {
+                client
+                    .put_object()
+                    .bucket(&b)
+                    .key(format!("many/k{i:04}.txt"))
+                    .body(b"x".to_vec().into())
+                    .send()
+                    .await
+                    .unwrap();
+            });
+        }
+        while set.join_next().await.is_some() {}
+    });
+    let out = out_dir();
+    let run = download(&b, &out).input("sourceFolder", "many/").run(bin());
+    run.assert_succeeded();
+    assert_eq!(files(&out).len(), 1005);
+}
+
+#[test]
+fn patterns_flatten_and_folder_markers() {
+    let b = bucket();
+    put(&b, "p/keep/a.txt", b"a");
+    put(&b, "p/keep/b.log", b"b");
+    put(&b, "p/other/c.txt", b"c");
+    put(&b, "p/folder/", b"");
+    let out = out_dir();
+    download(&b, &out)
+        .input("sourceFolder", "p")
+        .input("globExpressions", "**/*.txt\n!other/**")
+        .run(bin())
+        .assert_succeeded();
+    assert_eq!(files(&out), ["keep/a.txt"]);
+    let flat = out_dir();
+    download(&b, &flat)
+        .input("sourceFolder", "p")
+        .input("flattenFolders", "true")
+        .run(bin())
+        .assert_succeeded();
+    assert_eq!(files(&flat), ["a.txt", "b.log", "c.txt"]);
+}
+
+#[test]
+fn keys_that_escape_the_target_are_refused_before_any_download() {
+    let b = bucket();
+    put(&b, "ok.txt", b"ok");
+    put(&b, "../../evil.txt", b"evil");
+    let out = out_dir();
+    download(&b, &out)
+        .run(bin())
+        .assert_failed_with("Refused 1 key(s) that would escape");
+    assert!(files(&out).is_empty(), "nothing half-done");
+    assert!(!out.parent().unwrap().join("evil.txt").exists());
+}
+
+#[test]
+fn overwrite_false_stops_before_downloading() {
+    let b = bucket();
+    put(&b, "a.txt", b"new");
+    put(&b, "b.txt", b"new");
+    let out = out_dir();
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("a.txt"), b"old").unwrap();
+    download(&b, &out)
+        .input("overwrite", "false")
+        .run(bin())
+        .assert_failed_with("1 file(s) already exist and overwrite is false");
+    assert_eq!(files(&out), ["a.txt"]);
+    assert_eq!(std::fs::read(out.join("a.txt")).unwrap(), b"old");
+    download(&b, &out).run(bin()).assert_succeeded();
+    assert_eq!(std::fs::read(out.join("a.txt")).unwrap(), b"new");
+}
+
+#[test]
+fn missing_bucket_and_bad_inputs() {
+    let out = out_dir();
+    let name = unique("nobucket").to_lowercase();
+    download(&name, &out)
+        .run(bin())
+        .assert_failed_with(&format!(
+            "Bucket '{name}' does not exist in region us-east-1"
+        ));
+    download("b", &out)
+        .input("keyManagement", "customerManaged")
+        .input("customerKey", "nothex")
+        .run(bin())
+        .assert_failed_with("Input 'customerKey' must be a 256-bit key");
+    TaskEnv::moto()
+        .input("bucketName", "b")
+        .input("globExpressions", "**")
+        .run(bin())
+        .assert_failed_with("Input required: targetFolder");
+}
+
+#[test]
+fn sse_c_objects_are_read_with_the_key() {
+    let b = bucket();
+    let key_hex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    let p = test_support::recording_proxy(&test_support::moto());
+    put(&b, "enc.txt", b"encrypted");
+    let out = out_dir();
+    let run = download(&b, &out)
+        .input("endpointUrl", &p.url)
+        .input("keyManagement", "customerManaged")
+        .input("customerKey", key_hex)
+        .run(bin());
+    run.assert_succeeded();
+    let get = p
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "GET" && r.path().ends_with("enc.txt"))
+        .unwrap();
+    assert_eq!(
+        get.header("x-amz-server-side-encryption-customer-algorithm"),
+        Some("AES256")
+    );
+    test_support::assert_no_leaks(
+        &run,
+        &[key_hex, "ABEiM0RVZneImaq7zN3u/wARIjNEVWZ3iJmqu8zd7v8="],
+    );
+}
