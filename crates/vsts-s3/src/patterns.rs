@@ -4,11 +4,12 @@
 //! dot files match; braces are literal; case-insensitive on Windows.
 
 use anyhow::{Result, anyhow};
-use globset::{GlobBuilder, GlobMatcher};
+use glob::{MatchOptions, Pattern};
 
 #[derive(Debug, Clone)]
 pub struct Patterns {
-    rules: Vec<(bool, GlobMatcher)>,
+    rules: Vec<(bool, Pattern)>,
+    options: MatchOptions,
 }
 
 impl Patterns {
@@ -39,17 +40,22 @@ impl Patterns {
                 }
             }
             let pattern = pattern.trim_start_matches("./").to_string();
-            // minimatch with nobrace: braces are plain characters.
-            let escaped = pattern.replace('{', "[{]").replace('}', "[}]");
-            let glob = GlobBuilder::new(&escaped)
-                .literal_separator(true)
-                .case_insensitive(case_insensitive)
-                .backslash_escape(false)
-                .build()
-                .map_err(|e| anyhow!("Input '{input}': '{line}' is not a valid pattern: {e}"))?;
-            rules.push((include, glob.compile_matcher()));
+            // glob's syntax is minimatch's with nobrace: braces are plain
+            // characters, `**` is a whole path component.
+            let glob = Pattern::new(&pattern).map_err(|e| {
+                anyhow!(
+                    "Input '{input}': '{line}' is not a valid pattern: {}",
+                    e.msg
+                )
+            })?;
+            rules.push((include, glob));
         }
-        Ok(Patterns { rules })
+        let options = MatchOptions {
+            case_sensitive: !case_insensitive,
+            require_literal_separator: true,
+            require_literal_leading_dot: false,
+        };
+        Ok(Patterns { rules, options })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -60,7 +66,7 @@ impl Patterns {
     pub fn matches(&self, rel: &str) -> bool {
         let mut selected = false;
         for (include, glob) in &self.rules {
-            if *include != selected && glob.is_match(rel) {
+            if *include != selected && glob.matches_with(rel, self.options) {
                 selected = *include;
             }
         }
