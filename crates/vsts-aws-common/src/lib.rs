@@ -219,6 +219,20 @@ impl aws_credential_types::provider::ProvideCredentials for RegisteringRef {
     }
 }
 
+/// A service client from the task's configuration, with the
+/// `logRequest`/`logResponse` interceptor when asked:
+/// `vsts_aws_common::client!(aws_sdk_ssm, &task, &setup)`.
+#[macro_export]
+macro_rules! client {
+    ($sdk:ident, $task:expr, $setup:expr) => {{
+        let mut conf = $sdk::config::Builder::from(&$setup.config);
+        if let Some(log) = $setup.http_log($task) {
+            conf = conf.interceptor(log);
+        }
+        $sdk::Client::from_conf(conf.build())
+    }};
+}
+
 /// The text of an SDK error with its causes, for error messages.
 pub fn sdk_error_text<E, R>(e: &aws_sdk_sts::error::SdkError<E, R>) -> String
 where

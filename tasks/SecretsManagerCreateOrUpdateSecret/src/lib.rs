@@ -111,11 +111,7 @@ fn not_found<E: aws_sdk_secretsmanager::error::ProvideErrorMetadata, R>(
 
 pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
     let console = &task.console;
-    let mut conf = aws_sdk_secretsmanager::config::Builder::from(&setup.config);
-    if let Some(log) = setup.http_log(task) {
-        conf = conf.interceptor(log);
-    }
-    let client = aws_sdk_secretsmanager::Client::from_conf(conf.build());
+    let client = vsts_aws_common::client!(aws_sdk_secretsmanager, task, setup);
 
     let (arn, version, created) = {
         // Metadata first, as the original does.

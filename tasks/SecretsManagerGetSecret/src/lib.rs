@@ -93,11 +93,7 @@ pub async fn run(task: Task) -> Result<()> {
 
 pub async fn execute(task: &Task, setup: &AwsSetup, params: &Params) -> Result<()> {
     let console = &task.console;
-    let mut conf = aws_sdk_secretsmanager::config::Builder::from(&setup.config);
-    if let Some(log) = setup.http_log(task) {
-        conf = conf.interceptor(log);
-    }
-    let client = aws_sdk_secretsmanager::Client::from_conf(conf.build());
+    let client = vsts_aws_common::client!(aws_sdk_secretsmanager, task, setup);
 
     let mut req = client.get_secret_value().secret_id(&params.secret_id);
     match (&params.version_id, &params.version_stage) {

@@ -189,11 +189,7 @@ pub async fn run(task: Task) -> Result<()> {
 
 pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
     let console = &task.console;
-    let mut conf = aws_sdk_ssm::config::Builder::from(&setup.config);
-    if let Some(log) = setup.http_log(task) {
-        conf = conf.interceptor(log);
-    }
-    let client = aws_sdk_ssm::Client::from_conf(conf.build());
+    let client = vsts_aws_common::client!(aws_sdk_ssm, task, setup);
     let parameters: Vec<Parameter> = match &p.mode {
         Mode::Single { name, version } => {
             let id = match version {

@@ -56,11 +56,7 @@ pub async fn run(task: Task) -> Result<()> {
 
 pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
     let console = &task.console;
-    let mut conf = aws_sdk_ssm::config::Builder::from(&setup.config);
-    if let Some(log) = setup.http_log(task) {
-        conf = conf.interceptor(log);
-    }
-    let client = aws_sdk_ssm::Client::from_conf(conf.build());
+    let client = vsts_aws_common::client!(aws_sdk_ssm, task, setup);
     let existing = match client.get_parameter().name(&p.name).send().await {
         Ok(out) => out.parameter.and_then(|x| x.r#type),
         Err(e) => {
