@@ -4,7 +4,7 @@
 //! give it. A recording proxy in front of moto shows what was really sent.
 
 mod chain;
-mod imds;
+mod machine;
 mod oidc;
 mod region;
 

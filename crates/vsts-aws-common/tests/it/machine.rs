@@ -1,4 +1,4 @@
-//! The agent machine's own identity through a local IMDSv2 server (moto's
+//! The agent machine's own identity: IMDSv2 through a local metadata server (moto's
 //! does not echo the token TTL header, which the Rust SDK requires).
 
 use std::sync::{Arc, Mutex};
@@ -127,4 +127,73 @@ fn service_connection_role_without_keys_is_assumed_with_the_machine_identity() {
         caller(&run),
         "arn:aws:sts::123456789012:assumed-role/from-imds/aws-vsts-tools"
     );
+}
+
+/// The machine chain's other sources: a web identity token file (EKS, GitHub
+/// style) and ECS container credentials.
+#[test]
+fn web_identity_token_file_alone() {
+    let p = proxy();
+    let dir = std::env::temp_dir().join(test_support::unique("wif"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, "web-identity-token-value").unwrap();
+    let run = E::new()
+        .set("AWS_WEB_IDENTITY_TOKEN_FILE", token_file.to_str().unwrap())
+        .set("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/pod-role")
+        .set("AWS_ROLE_SESSION_NAME", "pod-session")
+        .region("eu-west-1")
+        .endpoint(&p.url)
+        .run();
+    run.assert_succeeded();
+    let exchange = last_call(&p, "AssumeRoleWithWebIdentity");
+    assert_eq!(
+        form(&exchange, "WebIdentityToken").as_deref(),
+        Some("web-identity-token-value")
+    );
+    assert_eq!(
+        form(&exchange, "RoleSessionName").as_deref(),
+        Some("pod-session")
+    );
+    assert_eq!(
+        caller(&run),
+        "arn:aws:sts::123456789012:assumed-role/pod-role/pod-session"
+    );
+    assert!(described(&run).contains("the agent machine's own identity: web identity token file"));
+}
+
+#[test]
+fn ecs_container_credentials_alone() {
+    let ecs = HttpServer::start(|req| {
+        if req.header("authorization") != Some("ecs-auth-token") {
+            return Response::new(401, "");
+        }
+        Response::new(
+            200,
+            serde_json::json!({
+                "AccessKeyId": "ASIAECS00000000001",
+                "SecretAccessKey": "ecs-secret-value",
+                "Token": "ecs-session-token",
+                "Expiration": "2099-01-01T00:00:00Z"
+            })
+            .to_string(),
+        )
+    });
+    let p = proxy();
+    let run = E::new()
+        .set(
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            &format!("{}/v2/credentials", ecs.url),
+        )
+        .set("AWS_CONTAINER_AUTHORIZATION_TOKEN", "ecs-auth-token")
+        .region("eu-west-1")
+        .endpoint(&p.url)
+        .run();
+    run.assert_succeeded();
+    assert_eq!(
+        signer(&last_call(&p, "GetCallerIdentity")).unwrap().0,
+        "ASIAECS00000000001"
+    );
+    assert!(described(&run).contains("ECS container credentials"));
+    assert_no_leaks(&run, &["ecs-secret-value", "ecs-session-token"]);
 }
