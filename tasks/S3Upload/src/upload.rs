@@ -207,6 +207,35 @@ macro_rules! apply_sse_c {
     }};
 }
 
+/// The CRC32 of a file range, base64 as S3 wants it. Sent as a header, it
+/// lets S3 check every byte while the body goes out plain: the SDK's own
+/// checksum of a streamed body needs aws-chunked encoding with a trailer,
+/// which measured about 20% slower on a 512 MiB upload.
+async fn range_crc32(item: &Item, offset: u64, len: u64) -> Result<String> {
+    let path = item.path.clone();
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file =
+            std::fs::File::open(&path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        file.seek(SeekFrom::Start(offset))?;
+        let mut hasher = crc32fast::Hasher::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut left = len;
+        while left > 0 {
+            let want = (buf.len() as u64).min(left) as usize;
+            let n = file.read(&mut buf[..want])?;
+            if n == 0 {
+                bail!("{} changed while it was uploaded", path.display());
+            }
+            hasher.update(&buf[..n]);
+            left -= n as u64;
+        }
+        use base64::Engine;
+        Ok(base64::engine::general_purpose::STANDARD.encode(hasher.finalize().to_be_bytes()))
+    })
+    .await?
+}
+
 /// Small files whole, in one read; larger ranges streamed from disk in
 /// 256 KiB reads, so memory stays flat whatever the size.
 async fn body(item: &Item, offset: u64, len: u64) -> Result<ByteStream> {
@@ -449,6 +478,7 @@ async fn upload_parts(
         set.spawn(async move {
             let _permit = limit.acquire_owned().await?;
             let number = (n + 1) as i32;
+            let crc = range_crc32(&item, offset, len).await?;
             let req = client
                 .upload_part()
                 .bucket(&bucket)
@@ -456,6 +486,7 @@ async fn upload_parts(
                 .upload_id(&id)
                 .part_number(number)
                 .checksum_algorithm(ChecksumAlgorithm::Crc32)
+                .checksum_crc32(crc.clone())
                 .body(body(&item, offset, len).await?);
             let req = match &sse {
                 Sse::Customer(k) => req
@@ -473,7 +504,7 @@ async fn upload_parts(
                 CompletedPart::builder()
                     .part_number(number)
                     .set_e_tag(out.e_tag().map(str::to_string))
-                    .set_checksum_crc32(out.checksum_crc32().map(str::to_string))
+                    .checksum_crc32(out.checksum_crc32().map(str::to_string).unwrap_or(crc))
                     .build(),
             )
         });
