@@ -219,7 +219,7 @@ async fn range_crc32(item: &Item, offset: u64, len: u64) -> Result<String> {
             std::fs::File::open(&path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
         file.seek(SeekFrom::Start(offset))?;
         let mut hasher = crc32fast::Hasher::new();
-        let mut buf = vec![0u8; 1 << 20];
+        let mut buf = vec![0u8; 256 * 1024];
         let mut left = len;
         while left > 0 {
             let want = (buf.len() as u64).min(left) as usize;
