@@ -104,3 +104,67 @@ fn a_persistent_error_names_the_key_and_the_reason() {
         .assert_failed_with(&format!("1 of 1 uploads failed; s3://{b}/denied.txt: "))
         .assert_failed_with("AccessDenied");
 }
+
+/// SIGTERM (the agent cancelling the job) in the middle of a multipart
+/// upload: the upload is aborted, the task fails saying so.
+#[test]
+fn a_cancelled_multipart_upload_is_aborted() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let b = bucket();
+    let big = data(24 * 1024 * 1024, 13);
+    let src = tree(&[("big.bin", &big)]);
+    // Parts are slow to answer, so the task is mid-upload when cancelled.
+    let p = faulty_proxy(&test_support::moto(), |req| {
+        if req.method == "PUT" && req.target.contains("partNumber=") {
+            std::thread::sleep(std::time::Duration::from_secs(3));
+        }
+        None
+    });
+    let env = upload(&b, &src)
+        .input("endpointUrl", &p.url)
+        .input("maxConcurrency", "1");
+    let mut child = Command::new(bin())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(env.0.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut log = String::new();
+    // Wait until the upload has started.
+    while !p.requests().iter().any(|r| r.target.contains("uploads")) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut line = String::new();
+    while reader.read_line(&mut line).unwrap() > 0 {
+        log.push_str(&line);
+        line.clear();
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("Cancelled (SIGTERM); 1 unfinished multipart upload(s) aborted."),
+        "{log}"
+    );
+    assert!(log.contains("##vso[task.complete result=Failed;]"), "{log}");
+    assert!(
+        p.requests()
+            .iter()
+            .any(|r| r.method == "DELETE" && r.target.contains("uploadId="))
+    );
+    let pending = block_on(s3().list_multipart_uploads().bucket(&b).send()).unwrap();
+    assert!(pending.uploads().is_empty(), "no orphaned parts");
+    assert!(keys(&b).is_empty());
+}
