@@ -258,6 +258,38 @@ fn environment(p: &Params) -> Option<Environment> {
     })
 }
 
+/// The configuration fields that creating and updating share (two builder
+/// types, one list).
+macro_rules! config_fields {
+    ($req:expr, $p:expr, $c:expr, $role:expr) => {
+        $req.handler(&$c.handler)
+            .runtime(Runtime::from($c.runtime.as_str()))
+            .role($role)
+            .memory_size($c.memory)
+            .timeout($c.timeout)
+            .set_description($c.description.clone())
+            .set_layers((!$c.layers.is_empty()).then(|| $c.layers.clone()))
+            .set_kms_key_arn($p.kms_key.clone())
+            .set_dead_letter_config(
+                $p.dead_letter
+                    .as_ref()
+                    .map(|t| DeadLetterConfig::builder().target_arn(t).build()),
+            )
+            .set_environment(environment($p))
+            .set_vpc_config(vpc($p))
+            .set_tracing_config($p.tracing.as_ref().map(|m| {
+                TracingConfig::builder()
+                    .mode(TracingMode::from(m.as_str()))
+                    .build()
+            }))
+            .set_ephemeral_storage(
+                $c.ephemeral_storage
+                    .map(|s| EphemeralStorage::builder().size(s).build())
+                    .transpose()?,
+            )
+    };
+}
+
 async fn create(
     console: &Console,
     lambda: &aws_sdk_lambda::Client,
@@ -279,39 +311,12 @@ async fn create(
             .set_s3_object_version(version)
             .build(),
     };
-    let out = lambda
-        .create_function()
-        .function_name(&p.function)
-        .code(fc)
-        .handler(&c.handler)
-        .runtime(Runtime::from(c.runtime.as_str()))
-        .role(role)
-        .memory_size(c.memory)
-        .timeout(c.timeout)
-        .set_description(c.description.clone())
-        .set_layers((!c.layers.is_empty()).then(|| c.layers.clone()))
-        .set_kms_key_arn(p.kms_key.clone())
-        .set_dead_letter_config(
-            p.dead_letter
-                .as_ref()
-                .map(|t| DeadLetterConfig::builder().target_arn(t).build()),
-        )
-        .set_environment(environment(p))
-        .set_vpc_config(vpc(p))
-        .set_tracing_config(p.tracing.as_ref().map(|m| {
-            TracingConfig::builder()
-                .mode(TracingMode::from(m.as_str()))
-                .build()
-        }))
+    let req = lambda.create_function().function_name(&p.function).code(fc);
+    let out = config_fields!(req, p, c, role)
         .set_architectures(
             p.architecture
                 .as_ref()
                 .map(|a| vec![Architecture::from(a.as_str())]),
-        )
-        .set_ephemeral_storage(
-            c.ephemeral_storage
-                .map(|s| EphemeralStorage::builder().size(s).build())
-                .transpose()?,
         )
         .set_tags((!p.tags.is_empty()).then(|| p.tags.iter().cloned().collect()))
         .send()
@@ -335,43 +340,16 @@ async fn configure(
     role: String,
 ) -> Result<()> {
     console.info(&format!("Updating the configuration of {}", p.function));
-    lambda
+    let req = lambda
         .update_function_configuration()
-        .function_name(&p.function)
-        .handler(&c.handler)
-        .runtime(Runtime::from(c.runtime.as_str()))
-        .role(role)
-        .memory_size(c.memory)
-        .timeout(c.timeout)
-        .set_description(c.description.clone())
-        .set_layers((!c.layers.is_empty()).then(|| c.layers.clone()))
-        .set_kms_key_arn(p.kms_key.clone())
-        .set_dead_letter_config(
-            p.dead_letter
-                .as_ref()
-                .map(|t| DeadLetterConfig::builder().target_arn(t).build()),
+        .function_name(&p.function);
+    config_fields!(req, p, c, role).send().await.map_err(|e| {
+        anyhow!(
+            "Updating the configuration of '{}' failed: {}",
+            p.function,
+            sdk_error_text(&e)
         )
-        .set_environment(environment(p))
-        .set_vpc_config(vpc(p))
-        .set_tracing_config(p.tracing.as_ref().map(|m| {
-            TracingConfig::builder()
-                .mode(TracingMode::from(m.as_str()))
-                .build()
-        }))
-        .set_ephemeral_storage(
-            c.ephemeral_storage
-                .map(|s| EphemeralStorage::builder().size(s).build())
-                .transpose()?,
-        )
-        .send()
-        .await
-        .map_err(|e| {
-            anyhow!(
-                "Updating the configuration of '{}' failed: {}",
-                p.function,
-                sdk_error_text(&e)
-            )
-        })?;
+    })?;
     Ok(())
 }
 
