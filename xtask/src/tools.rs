@@ -241,8 +241,14 @@ pub fn bench_startup(root: &Path) -> Result<()> {
     const ROUNDS: usize = 40;
     let tasks = layout::tasks(root)?;
     let binaries = build::build(root, &tasks, &[None], "release")?;
+    let path = std::env::var("PATH").unwrap_or_default();
     let node_ms = time_median(ROUNDS, || {
-        Command::new("node").args(["-e", "0"]).output().map(|_| ())
+        Command::new("node")
+            .args(["-e", "0"])
+            .env_clear()
+            .env("PATH", &path)
+            .output()
+            .map(|_| ())
     })?;
     println!(
         "\n{:<32} {:>10} {:>10} {:>10}",
