@@ -12,6 +12,7 @@
 //! It never reads an input of a particular task: only the inputs every task
 //! shares (`awsCredentials`, `regionName`).
 
+mod http;
 mod http_log;
 mod oidc;
 pub mod plan;

@@ -23,7 +23,7 @@ pub struct OidcProvider {
     role: Role,
     duration_seconds: u32,
     sts: aws_sdk_sts::Client,
-    http: reqwest::Client,
+    http: crate::http::Plain,
     console: Console,
 }
 
@@ -55,10 +55,7 @@ impl OidcProvider {
                 )
             })?;
         console.set_secret(&access_token);
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .context("cannot create the HTTP client for the OIDC token request")?;
+        let http = crate::http::Plain::new();
         Ok(Self {
             request_uri,
             connection_id: connection_id.to_string(),
@@ -90,20 +87,9 @@ impl OidcProvider {
         let mut backoff = FIRST_BACKOFF;
         let mut last = String::new();
         for attempt in 1..=TOKEN_ATTEMPTS {
-            let sent = self
-                .http
-                .post(&url)
-                .bearer_auth(&self.access_token)
-                .header("Content-Type", "application/json")
-                .body("{}")
-                .send()
-                .await;
+            let sent = self.http.post_json(&url, &self.access_token, "{}").await;
             match sent {
-                Ok(resp) if resp.status().is_success() => {
-                    let body = resp
-                        .text()
-                        .await
-                        .context("reading the OIDC token response")?;
+                Ok((status, body)) if (200..300).contains(&status) => {
                     let json: serde_json::Value = serde_json::from_str(&body)
                         .context("the OIDC token response is not JSON")?;
                     let token = json
@@ -115,10 +101,9 @@ impl OidcProvider {
                     self.console.set_secret(&token);
                     return Ok(token);
                 }
-                Ok(resp) => {
-                    let status = resp.status();
+                Ok((status, _)) => {
                     last = format!("HTTP {status}");
-                    if !(status.is_server_error() || status.as_u16() == 429) {
+                    if !(status >= 500 || status == 429) {
                         bail!(
                             "Azure DevOps refused the OIDC token request for service connection {} ({last}). \
                              Check that this pipeline may use the connection.",
@@ -126,7 +111,7 @@ impl OidcProvider {
                         );
                     }
                 }
-                Err(e) => last = format!("{e}"),
+                Err(e) => last = format!("{e:#}"),
             }
             if attempt < TOKEN_ATTEMPTS {
                 self.console.info(&format!(

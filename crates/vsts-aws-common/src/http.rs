@@ -1,0 +1,80 @@
+//! Plain HTTP calls outside the SDK's operations (the Azure DevOps OIDC
+//! token request), on the SDK's own HTTP stack: hyper with rustls and
+//! aws-lc, and the same proxy settings from the environment as the SDK's
+//! default client. One TLS and proxy implementation for everything a task
+//! sends.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use aws_smithy_http_client::Connector;
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorSettings};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::byte_stream::ByteStream;
+
+#[derive(Debug)]
+pub struct Plain {
+    connector: Connector,
+}
+
+impl Plain {
+    pub fn new() -> Self {
+        let settings = HttpConnectorSettings::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(30))
+            .build();
+        let connector = Connector::builder()
+            .connector_settings(settings)
+            .proxy_config(ProxyConfig::from_env())
+            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+            .build();
+        Plain { connector }
+    }
+
+    /// POSTs a JSON body with a bearer token; returns the status and body.
+    pub async fn post_json(&self, url: &str, bearer: &str, body: &str) -> Result<(u16, String)> {
+        let mut req = HttpRequest::new(SdkBody::from(body.to_string()));
+        req.set_method("POST").map_err(|e| anyhow!("{e}"))?;
+        req.set_uri(url)
+            .map_err(|e| anyhow!("'{url}' is not a URL: {e}"))?;
+        let headers = req.headers_mut();
+        headers.insert("Authorization", format!("Bearer {bearer}"));
+        headers.insert("Content-Type", "application/json");
+        headers.insert("Content-Length", body.len().to_string());
+        let resp = self
+            .connector
+            .call(req)
+            .await
+            .map_err(|e| anyhow!("{}", error_chain(&e)))?;
+        let status = resp.status().as_u16();
+        let bytes = ByteStream::new(resp.into_body())
+            .collect()
+            .await
+            .context("reading the response")?
+            .into_bytes();
+        Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+    }
+}
+
+impl Default for Plain {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}
