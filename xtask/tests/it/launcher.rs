@@ -69,13 +69,26 @@ fn environment_arguments_stdio_and_exit_code_pass_through() {
 }
 
 fn signal_round_trip(signal: &str) {
+    use std::os::unix::process::CommandExt;
     let dir = task_dir(
         &format!("signal-{signal}"),
         Some(&format!(
             "#!/bin/sh\ntrap 'echo got-{signal}; exit 42' {signal}\necho ready\nwhile true; do sleep 0.05; done\n"
         )),
     );
-    let mut child = node(&dir).stdout(Stdio::piped()).spawn().unwrap();
+    let mut cmd = node(&dir);
+    // A test process started in the background (no job control) inherits
+    // SIGINT ignored, and a shell cannot trap a signal ignored on entry. The
+    // agent starts tasks with default dispositions: so does this test.
+    // SAFETY: signal() is async-signal-safe; nothing else runs in the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
     let mut reader = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     reader.read_line(&mut line).unwrap();
@@ -85,9 +98,20 @@ fn signal_round_trip(signal: &str) {
         .status()
         .unwrap();
     assert!(status.success());
+    // Never hang: give the round trip 20 seconds.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the launcher did not exit within 20 s of SIG{signal}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
-    let code = child.wait().unwrap().code();
     assert_eq!(rest, format!("got-{signal}\n"));
     assert_eq!(code, Some(42), "node exits with the child's code");
 }
