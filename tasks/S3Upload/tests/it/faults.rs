@@ -133,10 +133,24 @@ fn a_cancelled_multipart_upload_is_aborted() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let mut log = String::new();
-    // Wait until the upload has started.
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut log = String::new();
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap_or(0) > 0 {
+            log.push_str(&line);
+            line.clear();
+        }
+        log
+    });
+    // Wait until the upload has started (and never forever).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !p.requests().iter().any(|r| r.target.contains("uploads")) {
+        if std::time::Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            panic!("the multipart upload never started");
+        }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -147,12 +161,18 @@ fn a_cancelled_multipart_upload_is_aborted() {
             .unwrap()
             .success()
     );
-    let mut line = String::new();
-    while reader.read_line(&mut line).unwrap() > 0 {
-        log.push_str(&line);
-        line.clear();
-    }
-    let status = child.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the task did not stop within 30 s of SIGTERM");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let log = reader.join().unwrap();
     assert_eq!(status.code(), Some(1), "{log}");
     assert!(
         log.contains("Cancelled (SIGTERM); 1 unfinished multipart upload(s) aborted."),
