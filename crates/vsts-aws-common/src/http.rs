@@ -48,7 +48,7 @@ impl Plain {
             .connector
             .call(req)
             .await
-            .map_err(|e| anyhow!("{}", error_chain(&e)))?;
+            .map_err(|e| anyhow!("{}", crate::resolve::error_text(&e)))?;
         let status = resp.status().as_u16();
         let bytes = ByteStream::new(resp.into_body())
             .collect()
@@ -63,18 +63,4 @@ impl Default for Plain {
     fn default() -> Self {
         Self::new()
     }
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
 }
