@@ -196,8 +196,8 @@ macro_rules! apply_common {
 }
 
 macro_rules! apply_sse_c {
-    ($req:expr, $p:expr) => {{
-        match &$p.sse {
+    ($req:expr, $sse:expr) => {{
+        match $sse {
             Sse::Customer(k) => $req
                 .sse_customer_algorithm("AES256")
                 .sse_customer_key(&k.key_b64)
@@ -420,7 +420,7 @@ async fn multipart(
                         .set_parts(Some(parts))
                         .build(),
                 );
-            let done = apply_sse_c!(done, p);
+            let done = apply_sse_c!(done, &p.sse);
             match done.send().await {
                 Ok(_) => {
                     s.uploads.remove(&id);
@@ -488,13 +488,7 @@ async fn upload_parts(
                 .checksum_algorithm(ChecksumAlgorithm::Crc32)
                 .checksum_crc32(crc.clone())
                 .body(body(&item, offset, len).await?);
-            let req = match &sse {
-                Sse::Customer(k) => req
-                    .sse_customer_algorithm("AES256")
-                    .sse_customer_key(&k.key_b64)
-                    .sse_customer_key_md5(&k.md5_b64),
-                _ => req,
-            };
+            let req = apply_sse_c!(req, &sse);
             let out = req
                 .send()
                 .await
