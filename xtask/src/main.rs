@@ -44,6 +44,7 @@ fn main() -> ExitCode {
 fn test(extra: &[String]) -> Result<()> {
     let root = tools::root();
     let tfx = tools::tfx(&root)?;
+    let proxy_py = tools::proxy_py(&root)?;
     let moto = tools::Moto::start(&root)?;
     println!("xtask: moto {} at {}", tools::MOTO_VERSION, moto.endpoint);
     let status = Command::new(tools::cargo())
@@ -52,6 +53,7 @@ fn test(extra: &[String]) -> Result<()> {
         .args(extra)
         .env("MOTO_ENDPOINT", &moto.endpoint)
         .env("TFX", &tfx)
+        .env("PROXY_PY", &proxy_py)
         .env("NO_PROXY", "127.0.0.1,localhost")
         .status()
         .context("running cargo test")?;

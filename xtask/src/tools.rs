@@ -116,6 +116,16 @@ impl Drop for Background {
     }
 }
 
+/// Pinned forward proxy for the agent-proxy tests (Basic auth, CONNECT, an
+/// access log).
+pub const PROXY_PY_VERSION: &str = "2.4.10";
+
+/// proxy.py's command, installed into the project's virtualenv.
+pub fn proxy_py(root: &Path) -> Result<PathBuf> {
+    let venv = venv(root, &[&format!("proxy.py=={PROXY_PY_VERSION}")])?;
+    Ok(venv.join("bin").join("proxy"))
+}
+
 /// moto's server on a free loopback port, stopped when dropped.
 pub struct Moto {
     pub endpoint: String,

@@ -1,5 +1,5 @@
-//! A tiny threaded HTTP/1.1 server for test doubles. One request per
-//! connection (`Connection: close`), bodies by Content-Length.
+//! A tiny threaded HTTP/1.1 server for test doubles, plain or over TLS. One
+//! request per connection (`Connection: close`), bodies by Content-Length.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -67,8 +67,27 @@ pub struct HttpServer {
 
 impl HttpServer {
     pub fn start(handler: impl Fn(&Request) -> Response + Send + Sync + 'static) -> Self {
+        Self::start_with(None, handler)
+    }
+
+    /// An HTTPS server on `https://localhost:<port>` with `cert`.
+    pub fn start_tls(
+        cert: &crate::tls::ServerCert,
+        handler: impl Fn(&Request) -> Response + Send + Sync + 'static,
+    ) -> Self {
+        Self::start_with(Some(cert.config()), handler)
+    }
+
+    fn start_with(
+        tls: Option<Arc<rustls::ServerConfig>>,
+        handler: impl Fn(&Request) -> Response + Send + Sync + 'static,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let port = listener.local_addr().unwrap().port();
+        let url = match tls {
+            Some(_) => format!("https://localhost:{port}"),
+            None => format!("http://127.0.0.1:{port}"),
+        };
         let exchanges = Arc::new(Mutex::new(Vec::new()));
         let handler: Arc<Handler> = Arc::new(handler);
         let recorded = exchanges.clone();
@@ -76,7 +95,17 @@ impl HttpServer {
             for stream in listener.incoming().flatten() {
                 let handler = handler.clone();
                 let recorded = recorded.clone();
-                thread::spawn(move || serve(stream, &*handler, &recorded));
+                let tls = tls.clone();
+                thread::spawn(move || match tls {
+                    None => serve(stream, &*handler, &recorded),
+                    Some(config) => {
+                        // A client that rejects the certificate ends here.
+                        let Ok(conn) = rustls::ServerConnection::new(config) else {
+                            return;
+                        };
+                        serve(rustls::StreamOwned::new(conn, stream), &*handler, &recorded)
+                    }
+                });
             }
         });
         Self { url, exchanges }
@@ -93,20 +122,24 @@ impl HttpServer {
     }
 }
 
-fn serve(stream: TcpStream, handler: &Handler, recorded: &Mutex<Vec<(Request, Response)>>) {
-    let Some(req) = read_request(&stream) else {
+fn serve<S: Read + Write>(
+    mut stream: S,
+    handler: &Handler,
+    recorded: &Mutex<Vec<(Request, Response)>>,
+) {
+    let Some(req) = read_request(&mut stream) else {
         return;
     };
     let resp = handler(&req);
     recorded.lock().unwrap().push((req, resp.clone()));
     if resp.status == 0 {
-        let _ = stream.shutdown(std::net::Shutdown::Both);
+        // Dropping the stream closes the connection without an answer.
         return;
     }
-    let _ = write_response(&stream, &resp);
+    let _ = write_response(&mut stream, &resp);
 }
 
-fn read_request(stream: &TcpStream) -> Option<Request> {
+fn read_request<S: Read>(stream: &mut S) -> Option<Request> {
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
@@ -141,7 +174,7 @@ fn read_request(stream: &TcpStream) -> Option<Request> {
     })
 }
 
-fn write_response(mut stream: &TcpStream, resp: &Response) -> std::io::Result<()> {
+fn write_response<S: Write>(stream: &mut S, resp: &Response) -> std::io::Result<()> {
     let mut head = format!("HTTP/1.1 {} X\r\n", resp.status);
     for (k, v) in &resp.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
@@ -167,15 +200,15 @@ pub fn faulty_proxy(
     upstream: &str,
     fault: impl Fn(&Request) -> Option<Response> + Send + Sync + 'static,
 ) -> HttpServer {
-    let upstream = upstream
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
-    HttpServer::start(move |req| {
-        fault(req).unwrap_or_else(|| {
-            forward(&upstream, req).unwrap_or_else(|e| Response::new(502, e.to_string()))
-        })
-    })
+    let upstream = upstream.to_string();
+    HttpServer::start(move |req| fault(req).unwrap_or_else(|| forward_to(&upstream, req)))
+}
+
+/// Sends `req` to `upstream` (`http://host:port`) and returns its answer (a
+/// 502 when it cannot be reached).
+pub(crate) fn forward_to(upstream: &str, req: &Request) -> Response {
+    let upstream = upstream.trim_start_matches("http://").trim_end_matches('/');
+    forward(upstream, req).unwrap_or_else(|e| Response::new(502, e.to_string()))
 }
 
 fn forward(upstream: &str, req: &Request) -> std::io::Result<Response> {

@@ -1,37 +1,34 @@
 //! Plain HTTP calls outside the SDK's operations (the Azure DevOps OIDC
-//! token request), on the SDK's own HTTP stack: hyper with rustls and
-//! aws-lc, and the same proxy settings from the environment as the SDK's
-//! default client. One TLS and proxy implementation for everything a task
-//! sends.
+//! token request), on the same connectors as the SDK's clients
+//! ([`Network`]): one proxy, bypass and TLS implementation for everything a
+//! task sends.
 
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use aws_smithy_http_client::Connector;
-use aws_smithy_http_client::proxy::ProxyConfig;
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
-use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorSettings};
+use aws_smithy_runtime_api::client::http::{
+    HttpConnector, HttpConnectorSettings, SharedHttpConnector,
+};
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::byte_stream::ByteStream;
 
+use crate::network::Network;
+
 #[derive(Debug)]
 pub struct Plain {
-    connector: Connector,
+    connector: SharedHttpConnector,
 }
 
 impl Plain {
-    pub fn new() -> Self {
+    pub fn new(network: &Network) -> Self {
         let settings = HttpConnectorSettings::builder()
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(Duration::from_secs(30))
             .build();
-        let connector = Connector::builder()
-            .connector_settings(settings)
-            .proxy_config(ProxyConfig::from_env())
-            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
-            .build();
-        Plain { connector }
+        Plain {
+            connector: network.connector(&settings),
+        }
     }
 
     /// POSTs a JSON body with a bearer token; returns the status and body.
@@ -56,11 +53,5 @@ impl Plain {
             .context("reading the response")?
             .into_bytes();
         Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
-    }
-}
-
-impl Default for Plain {
-    fn default() -> Self {
-        Self::new()
     }
 }

@@ -14,6 +14,7 @@
 
 mod http;
 mod http_log;
+pub mod network;
 mod oidc;
 pub mod plan;
 pub mod region;
@@ -28,6 +29,7 @@ use aws_types::region::Region;
 use vsts_task::Task;
 
 pub use http_log::HttpLog;
+pub use network::Network;
 pub use plan::{Base, Plan, Source};
 pub use region::RegionSource;
 pub use resolve::machine_identity;
@@ -48,6 +50,8 @@ pub struct AwsSetup {
     pub plan: Plan,
     /// The custom endpoint set on the service connection, if any.
     pub endpoint_url: Option<String>,
+    /// The agent's proxy and TLS settings, already in `config`.
+    pub network: Network,
     credentials_detail: Option<String>,
 }
 
@@ -106,10 +110,16 @@ impl AwsSetup {
     }
 }
 
-fn loader(task: &Task, region: &Region, endpoint_url: Option<&str>) -> aws_config::ConfigLoader {
+fn loader(
+    task: &Task,
+    region: &Region,
+    endpoint_url: Option<&str>,
+    network: &Network,
+) -> aws_config::ConfigLoader {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(region.clone())
-        .app_name(app_name(task.name));
+        .app_name(app_name(task.name))
+        .http_client(network.http_client());
     if let Some(url) = endpoint_url {
         loader = loader.endpoint_url(url);
     }
@@ -164,14 +174,19 @@ pub async fn configure(task: &Task) -> Result<AwsSetup> {
             console.set_secret(t);
         }
     }
+    // Registers the proxy password before anything is printed.
+    let network = Network::from_env(env, console)?;
     for w in &plan.warnings {
         console.warning(w);
+    }
+    if let Some(line) = network.describe() {
+        console.info(&line);
     }
     let (duration, duration_warning) = plan::session_duration(env);
     if let Some(w) = duration_warning {
         console.warning(&w);
     }
-    let (region_name, region_source) = region::resolve_region(env).await?;
+    let (region_name, region_source) = region::resolve_region(env, &network).await?;
     let region = Region::new(region_name.clone());
     let endpoint_url = endpoint
         .as_ref()
@@ -179,17 +194,26 @@ pub async fn configure(task: &Task) -> Result<AwsSetup> {
         .map(|u| u.trim().to_string());
     check_endpoint_settings(task, endpoint_url.as_deref())?;
 
-    let base_config = loader(task, &region, endpoint_url.as_deref())
+    let base_config = loader(task, &region, endpoint_url.as_deref(), &network)
         .no_credentials()
         .load()
         .await;
-    let resolved = resolve::resolve(&plan, env, console, &base_config, &region, duration).await?;
+    let resolved = resolve::resolve(
+        &plan,
+        env,
+        console,
+        &base_config,
+        &region,
+        duration,
+        &network,
+    )
+    .await?;
     let registering = Arc::new(resolve::Registering::new(
         resolved.provider,
         console.clone(),
     ));
     resolve::check(&registering, &plan.source.to_string()).await?;
-    let config = loader(task, &region, endpoint_url.as_deref())
+    let config = loader(task, &region, endpoint_url.as_deref(), &network)
         .credentials_provider(SharedCredentialsProvider::new(RegisteringRef(registering)))
         .load()
         .await;
@@ -199,6 +223,7 @@ pub async fn configure(task: &Task) -> Result<AwsSetup> {
         region_source,
         plan,
         endpoint_url,
+        network,
         credentials_detail: resolved.detail,
     };
     console.info(&setup.describe());

@@ -37,6 +37,7 @@ impl OidcProvider {
         role: Role,
         duration_seconds: u32,
         sts: aws_sdk_sts::Client,
+        network: &crate::network::Network,
     ) -> Result<Self> {
         let request_uri = env.get("SYSTEM_OIDCREQUESTURI").map(str::to_string).ok_or_else(|| {
             anyhow!(
@@ -55,7 +56,7 @@ impl OidcProvider {
                 )
             })?;
         console.set_secret(&access_token);
-        let http = crate::http::Plain::new();
+        let http = crate::http::Plain::new(network);
         Ok(Self {
             request_uri,
             connection_id: connection_id.to_string(),

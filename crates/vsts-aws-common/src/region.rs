@@ -82,11 +82,15 @@ pub fn no_region_error() -> anyhow::Error {
 }
 
 /// The whole chain, instance metadata last.
-pub async fn resolve_region(env: &Env) -> Result<(String, RegionSource)> {
+pub async fn resolve_region(env: &Env, network: &crate::Network) -> Result<(String, RegionSource)> {
     if let Some(found) = region_from_env(env)? {
         return Ok(found);
     }
-    let imds = aws_config::imds::region::ImdsRegionProvider::builder().build();
+    let pc = aws_config::provider_config::ProviderConfig::without_region()
+        .with_http_client(network.http_client());
+    let imds = aws_config::imds::region::ImdsRegionProvider::builder()
+        .configure(&pc)
+        .build();
     match imds.region().await {
         Some(r) => Ok((
             check(r.as_ref(), RegionSource::InstanceMetadata)?,

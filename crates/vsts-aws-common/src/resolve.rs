@@ -17,6 +17,7 @@ use aws_types::region::Region;
 use tokio::sync::Mutex;
 use vsts_task::{Console, Env};
 
+use crate::network::Network;
 use crate::oidc::OidcProvider;
 use crate::plan::{Base, Keys, Plan, env_keys};
 
@@ -104,8 +105,13 @@ pub struct Resolved {
 
 /// The agent machine's own identity: web identity token file, ECS container
 /// credentials, EC2 instance metadata, in that order.
-pub async fn machine_identity(region: &Region) -> Result<(SharedCredentialsProvider, String)> {
-    let pc = ProviderConfig::without_region().with_region(Some(region.clone()));
+pub async fn machine_identity(
+    region: &Region,
+    network: &Network,
+) -> Result<(SharedCredentialsProvider, String)> {
+    let pc = ProviderConfig::without_region()
+        .with_region(Some(region.clone()))
+        .with_http_client(network.http_client());
     let chain: [(&str, SharedCredentialsProvider); 3] = [
         (
             "web identity token file (AWS_WEB_IDENTITY_TOKEN_FILE)",
@@ -157,11 +163,12 @@ pub async fn resolve(
     base_config: &SdkConfig,
     region: &Region,
     duration_seconds: u32,
+    network: &Network,
 ) -> Result<Resolved> {
     let (base, detail) = match &plan.base {
         Base::Keys(keys) => (static_provider(keys, "TaskKeys"), None),
         Base::Machine => {
-            let (p, name) = machine_identity(region).await?;
+            let (p, name) = machine_identity(region, network).await?;
             (p, Some(name))
         }
         Base::Ambient => match env_keys(env)? {
@@ -170,7 +177,7 @@ pub async fn resolve(
                 Some("environment variables AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY".to_string()),
             ),
             None => {
-                let (p, name) = machine_identity(region).await?;
+                let (p, name) = machine_identity(region, network).await?;
                 (p, Some(format!("the agent machine's {name}")))
             }
         },
@@ -180,7 +187,15 @@ pub async fn resolve(
                 .clone()
                 .ok_or_else(|| anyhow!("OIDC needs a role to assume"))?;
             let sts = aws_sdk_sts::Client::new(base_config);
-            let p = OidcProvider::new(env, console, connection_id, role, duration_seconds, sts)?;
+            let p = OidcProvider::new(
+                env,
+                console,
+                connection_id,
+                role,
+                duration_seconds,
+                sts,
+                network,
+            )?;
             return Ok(Resolved {
                 provider: SharedCredentialsProvider::new(p),
                 detail: None,

@@ -5,6 +5,7 @@
 
 mod chain;
 mod machine;
+mod network;
 mod oidc;
 mod region;
 

@@ -9,11 +9,11 @@ use test_support::{HttpServer, Response, assert_no_leaks};
 use crate::*;
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/oidc-deployer";
-const JOB_TOKEN: &str = "job-access-token-xyz";
-const OIDC_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzYzovL29yZy9wcm9qL2NvbiJ9.c2ln";
+pub const JOB_TOKEN: &str = "job-access-token-xyz";
+pub const OIDC_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzYzovL29yZy9wcm9qL2NvbiJ9.c2ln";
 
 /// A token endpoint that fails with `failures` before answering.
-fn token_endpoint(failures: usize, status: u16) -> HttpServer {
+pub fn token_endpoint(failures: usize, status: u16) -> HttpServer {
     let calls = Arc::new(AtomicUsize::new(0));
     HttpServer::start(move |_req| {
         if calls.fetch_add(1, Ordering::SeqCst) < failures {
@@ -28,7 +28,7 @@ fn token_endpoint(failures: usize, status: u16) -> HttpServer {
     })
 }
 
-fn oidc_env(ado: &HttpServer, sts: &HttpServer) -> E {
+pub fn oidc_env(ado: &HttpServer, sts: &HttpServer) -> E {
     E::new()
         .connection(&[
             ("assumeRoleArn", ROLE),
