@@ -1,0 +1,159 @@
+//! Waiting for a stack operation: polls DescribeStacks, prints new stack
+//! events as they happen, and turns a failure into an error that names its
+//! root cause. The wait is bounded; a timeout says what state the stack was
+//! left in.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use aws_sdk_cloudformation::Client;
+use aws_sdk_cloudformation::types::Stack;
+use vsts_aws_common::SdkResultExt;
+use vsts_task::Console;
+
+use crate::events::{EventStream, describe_causes, root_causes};
+
+/// What is being waited for, for messages: "creation", "update", "deletion".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Create,
+    Update,
+    Delete,
+    Import,
+}
+
+impl Operation {
+    pub fn noun(self) -> &'static str {
+        match self {
+            Operation::Create => "creation",
+            Operation::Update => "update",
+            Operation::Delete => "deletion",
+            Operation::Import => "import",
+        }
+    }
+
+    fn success(self) -> &'static str {
+        match self {
+            Operation::Create => "CREATE_COMPLETE",
+            Operation::Update => "UPDATE_COMPLETE",
+            Operation::Delete => "DELETE_COMPLETE",
+            Operation::Import => "IMPORT_COMPLETE",
+        }
+    }
+}
+
+/// How often to poll: at once, then 2 s growing to 10 s.
+fn next_delay(d: Duration) -> Duration {
+    (d * 3 / 2).clamp(Duration::from_secs(2), Duration::from_secs(10))
+}
+
+pub async fn describe_stack(client: &Client, stack: &str) -> Result<Option<Stack>> {
+    match client.describe_stacks().stack_name(stack).send().await {
+        Ok(out) => Ok(out.stacks().first().cloned()),
+        Err(e) if crate::is_missing_stack(&e) => Ok(None),
+        Err(e) => Err(e).sdk_context(|| format!("describing stack {stack}")),
+    }
+}
+
+pub fn status_of(stack: &Stack) -> String {
+    stack
+        .stack_status()
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_default()
+}
+
+/// Waits until the stack's operation ends. `stack` should be the stack id
+/// (a deleted stack is no longer found by name). Returns the final stack
+/// (`None` when it is gone after a deletion).
+pub async fn wait_for_stack(
+    client: &Client,
+    console: &Console,
+    stack: &str,
+    op: Operation,
+    events: &mut EventStream,
+    timeout: Duration,
+) -> Result<Option<Stack>> {
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let mut delay = Duration::ZERO;
+    let mut last_status = String::new();
+    loop {
+        tokio::time::sleep(delay).await;
+        delay = next_delay(delay);
+        let current = describe_stack(client, stack).await?;
+        if events.available {
+            match events.poll(client).await {
+                Ok(new) => {
+                    for e in new {
+                        console.info(&e.line());
+                    }
+                }
+                Err(e) => {
+                    events.available = false;
+                    console.warning(&format!(
+                        "Stack events cannot be read, so progress is not shown: {e:#}"
+                    ));
+                }
+            }
+        }
+        let Some(current) = current else {
+            if op == Operation::Delete {
+                return Ok(None);
+            }
+            bail!(
+                "Stack {stack} disappeared while waiting for its {}.",
+                op.noun()
+            );
+        };
+        let status = status_of(&current);
+        if status != last_status {
+            console.debug(&format!("stack {stack}: {status}"));
+            last_status = status.clone();
+        }
+        if !status.ends_with("_IN_PROGRESS") {
+            if status == op.success() {
+                return Ok(Some(current));
+            }
+            let causes = root_causes(&events.events);
+            let mut message = format!(
+                "Stack {} {} failed: the stack is {status}",
+                current.stack_name().unwrap_or(stack),
+                op.noun(),
+            );
+            if let Some(reason) = current.stack_status_reason().filter(|r| !r.is_empty()) {
+                message.push_str(&format!(" ({reason})"));
+            }
+            message.push('.');
+            if causes.is_empty() {
+                message.push_str(" No failure reason was found in the stack events.");
+            } else {
+                message.push_str(&describe_causes(&causes, 5));
+            }
+            bail!(message);
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "Timed out after {} minute(s) waiting for the {} of stack {stack}: it is still {status}. \
+                 CloudFormation goes on with the operation; follow it in the console, or raise timeoutInMins.",
+                timeout.as_secs().div_ceil(60),
+                op.noun()
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polling_starts_at_once_then_backs_off_to_ten_seconds() {
+        let mut d = Duration::ZERO;
+        let mut seen = Vec::new();
+        for _ in 0..8 {
+            d = next_delay(d);
+            seen.push(d.as_secs());
+        }
+        assert_eq!(seen, vec![2, 3, 4, 6, 10, 10, 10, 10]);
+    }
+}

@@ -1,0 +1,183 @@
+//! Failures moto cannot produce, played by a proxy in front of it: a create
+//! that rolls back (with the recorded events of a real one), and a stack
+//! left in ROLLBACK_COMPLETE.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use test_support::{Request, Response, faulty_proxy, moto, unique};
+
+use crate::*;
+
+/// The `Action` of a CloudFormation (query protocol) request.
+fn action(req: &Request) -> String {
+    req.body_text()
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("Action="))
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn xml_response(action: &str, result: &str) -> Response {
+    Response::new(
+        200,
+        format!(
+            "<{action}Response xmlns=\"http://cloudformation.amazonaws.com/doc/2010-05-15/\">\
+             <{action}Result>{result}</{action}Result>\
+             <ResponseMetadata><RequestId>test</RequestId></ResponseMetadata></{action}Response>"
+        ),
+    )
+    .header("Content-Type", "text/xml")
+}
+
+fn stack_xml(name: &str, id: &str, status: &str) -> String {
+    format!(
+        "<Stacks><member><StackId>{id}</StackId><StackName>{name}</StackName>\
+         <CreationTime>2026-11-20T10:00:00.000Z</CreationTime><StackStatus>{status}</StackStatus>\
+         </member></Stacks>"
+    )
+}
+
+/// The recorded events of a create that rolled back, as DescribeStackEvents
+/// returns them (newest first).
+fn recorded_events_xml() -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../crates/vsts-cfn/tests/data/create-rollback-events.json"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut xml = String::from("<StackEvents>");
+    for e in v["StackEvents"].as_array().unwrap() {
+        xml.push_str("<member>");
+        for k in [
+            "StackId",
+            "EventId",
+            "StackName",
+            "LogicalResourceId",
+            "PhysicalResourceId",
+            "ResourceType",
+            "Timestamp",
+            "ResourceStatus",
+            "ResourceStatusReason",
+        ] {
+            if let Some(s) = e[k].as_str() {
+                xml.push_str(&format!("<{k}>{}</{k}>", xml_escape(s)));
+            }
+        }
+        xml.push_str("</member>");
+    }
+    xml.push_str("</StackEvents>");
+    xml
+}
+
+#[test]
+fn a_failed_create_names_its_root_cause_from_the_stack_events() {
+    let name = unique("stack");
+    let created = Arc::new(AtomicBool::new(false));
+    let seen = created.clone();
+    let fake_name = name.clone();
+    let proxy = faulty_proxy(&moto(), move |req| match action(req).as_str() {
+        "CreateStack" => {
+            seen.store(true, Ordering::SeqCst);
+            None
+        }
+        "DescribeStacks" if seen.load(Ordering::SeqCst) => Some(xml_response(
+            "DescribeStacks",
+            &stack_xml(
+                &fake_name,
+                "arn:aws:cloudformation:us-east-1:123456789012:stack/x/1",
+                "ROLLBACK_COMPLETE",
+            ),
+        )),
+        "DescribeStackEvents" if seen.load(Ordering::SeqCst) => {
+            Some(xml_response("DescribeStackEvents", &recorded_events_xml()))
+        }
+        _ => None,
+    });
+    let d = dir();
+    let run = deploy(&name, &d)
+        .set("AWS_ENDPOINT_URL", &proxy.url)
+        .input("parameterOverrides", "Version=1")
+        .run(bin());
+    run.assert_failed_with(&format!(
+        "Stack {name} creation failed: the stack is ROLLBACK_COMPLETE."
+    ));
+    run.assert_failed_with(
+        "Root cause: AppRole (AWS::IAM::Role) CREATE_FAILED: User: arn:aws:sts::123456789012:assumed-role/deployer/ci is not authorized to perform: iam:CreateRole",
+    );
+    run.assert_failed_with("Also failed: AssetsBucket (AWS::S3::Bucket) CREATE_FAILED");
+    let error = &run.errors()[0];
+    assert!(!error.contains("Resource creation cancelled"), "{error}");
+    // Every event was printed as it came, oldest first.
+    let lines: Vec<&str> = run
+        .plain()
+        .into_iter()
+        .filter(|l| l.starts_with("2026-11-20T10:0"))
+        .collect();
+    assert_eq!(lines.len(), 13, "{}", run.stdout);
+    assert!(lines[0].contains("CREATE_IN_PROGRESS") && lines[0].contains("User Initiated"));
+    assert!(lines[12].contains("ROLLBACK_COMPLETE"));
+}
+
+#[test]
+fn a_stack_left_in_rollback_complete_is_recreated_only_on_request() {
+    let name = unique("stack");
+    let d = dir();
+    // A real stack in moto, which the proxy reports as ROLLBACK_COMPLETE
+    // until the task deletes it.
+    deploy(&name, &d)
+        .input("parameterOverrides", "Version=old")
+        .run(bin())
+        .assert_succeeded();
+    let old_id = stack(&name).unwrap().stack_id().unwrap().to_string();
+    let deleted = Arc::new(AtomicBool::new(false));
+    let flag = deleted.clone();
+    let fake = (name.clone(), old_id.clone());
+    let proxy = faulty_proxy(&moto(), move |req| match action(req).as_str() {
+        "DeleteStack" => {
+            flag.store(true, Ordering::SeqCst);
+            None
+        }
+        "DescribeStacks" if !flag.load(Ordering::SeqCst) => Some(xml_response(
+            "DescribeStacks",
+            &stack_xml(&fake.0, &fake.1, "ROLLBACK_COMPLETE"),
+        )),
+        _ => None,
+    });
+    let step = || {
+        deploy(&name, &d)
+            .set("AWS_ENDPOINT_URL", &proxy.url)
+            .input("parameterOverrides", "Version=new")
+    };
+    let run = step().run(bin());
+    run.assert_failed_with("is in ROLLBACK_COMPLETE");
+    run.assert_failed_with("recreateRolledBackStack");
+    assert!(
+        !deleted.load(Ordering::SeqCst),
+        "nothing deleted without the opt-in"
+    );
+
+    let run = step().input("recreateRolledBackStack", "true").run(bin());
+    assert_eq!(
+        run.result().as_deref(),
+        Some("SucceededWithIssues"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.warnings()
+            .iter()
+            .any(|w| w.contains("deleting it to create it again"))
+    );
+    let s = stack(&name).unwrap();
+    assert_ne!(s.stack_id().unwrap(), old_id, "a new stack");
+    assert_eq!(output(&s, "Combined").as_deref(), Some("dev:new"));
+}

@@ -1,0 +1,180 @@
+//! CloudFormationExecuteChangeSet against moto: change sets made with the
+//! SDK, executed by the task, stacks read back.
+
+use std::path::Path;
+
+use test_support::{TaskEnv, TaskRun, block_on, sdk_config, unique};
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_cloudformationexecutechangeset"))
+}
+
+fn cfn() -> aws_sdk_cloudformation::Client {
+    aws_sdk_cloudformation::Client::new(&sdk_config())
+}
+
+const QUEUE: &str = "Resources:\n  Queue:\n    Type: AWS::SQS::Queue\n";
+
+/// Creates a change set; returns its ARN.
+fn change_set(
+    stack: &str,
+    name: &str,
+    kind: aws_sdk_cloudformation::types::ChangeSetType,
+) -> String {
+    block_on(async {
+        cfn()
+            .create_change_set()
+            .stack_name(stack)
+            .change_set_name(name)
+            .change_set_type(kind)
+            .template_body(QUEUE)
+            .send()
+            .await
+            .unwrap()
+            .id()
+            .unwrap()
+            .to_string()
+    })
+}
+
+fn status(stack: &str) -> String {
+    block_on(async {
+        cfn()
+            .describe_stacks()
+            .stack_name(stack)
+            .send()
+            .await
+            .unwrap()
+            .stacks()[0]
+            .stack_status()
+            .unwrap()
+            .as_str()
+            .to_string()
+    })
+}
+
+fn variable(run: &TaskRun, name: &str) -> Option<String> {
+    run.commands()
+        .into_iter()
+        .find(|c| c.is("task.setvariable") && c.property("variable") == Some(name))
+        .map(|c| c.message.clone())
+}
+
+use aws_sdk_cloudformation::types::ChangeSetType;
+
+#[test]
+fn executes_a_change_set_that_creates_the_stack() {
+    let stack = unique("stack");
+    change_set(&stack, "initial", ChangeSetType::Create);
+    assert_eq!(status(&stack), "REVIEW_IN_PROGRESS");
+    let run = TaskEnv::moto()
+        .input("stackName", &stack)
+        .input("changeSetName", "initial")
+        .input("outputVariable", "stackId")
+        .run(bin());
+    run.assert_succeeded();
+    assert_eq!(status(&stack), "CREATE_COMPLETE");
+    assert!(
+        run.plain()
+            .iter()
+            .any(|l| l.starts_with(&format!("Change set initial for stack {stack}"))),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.plain()
+            .iter()
+            .any(|l| l.trim_start().starts_with("Add") && l.contains("Queue")),
+        "the plan is shown before it runs:\n{}",
+        run.stdout
+    );
+    assert!(variable(&run, "stackId").unwrap().contains(&stack));
+}
+
+#[test]
+fn a_change_set_given_by_arn_needs_no_stack_name() {
+    let stack = unique("stack");
+    let arn = change_set(&stack, "by-arn", ChangeSetType::Create);
+    TaskEnv::moto()
+        .input("changeSetName", &arn)
+        .run(bin())
+        .assert_succeeded();
+    assert_eq!(status(&stack), "CREATE_COMPLETE");
+
+    // By name, the stack is needed.
+    TaskEnv::moto()
+        .input("changeSetName", "by-name")
+        .run(bin())
+        .assert_failed_with("Input required: stackName");
+}
+
+#[test]
+fn empty_change_sets_fail_unless_told_otherwise() {
+    let stack = unique("stack");
+    change_set(&stack, "first", ChangeSetType::Create);
+    TaskEnv::moto()
+        .input("stackName", &stack)
+        .input("changeSetName", "first")
+        .run(bin())
+        .assert_succeeded();
+    // The same template again: CloudFormation fails the change set as empty.
+    change_set(&stack, "empty", ChangeSetType::Update);
+    let step = || {
+        TaskEnv::moto()
+            .input("stackName", &stack)
+            .input("changeSetName", "empty")
+    };
+    let run = step().run(bin());
+    run.assert_failed_with("Change set empty has no changes to execute");
+    run.assert_failed_with("noFailOnEmptyChangeSet");
+
+    let run = step().input("noFailOnEmptyChangeSet", "true").run(bin());
+    assert_eq!(run.result().as_deref(), Some("SucceededWithIssues"));
+    let still_there = block_on(async {
+        cfn()
+            .describe_change_set()
+            .stack_name(&stack)
+            .change_set_name("empty")
+            .send()
+            .await
+    });
+    assert!(still_there.is_ok(), "kept without deleteEmptyChangeSet");
+
+    let run = step()
+        .input("noFailOnEmptyChangeSet", "true")
+        .input("deleteEmptyChangeSet", "true")
+        .run(bin());
+    assert_eq!(run.result().as_deref(), Some("SucceededWithIssues"));
+    let gone = block_on(async {
+        cfn()
+            .describe_change_set()
+            .stack_name(&stack)
+            .change_set_name("empty")
+            .send()
+            .await
+    });
+    assert!(gone.is_err(), "deleted with deleteEmptyChangeSet");
+    assert_eq!(status(&stack), "CREATE_COMPLETE");
+}
+
+#[test]
+fn missing_and_spent_change_sets_are_clear_failures() {
+    let stack = unique("stack");
+    TaskEnv::moto()
+        .input("stackName", &stack)
+        .input("changeSetName", "nope")
+        .run(bin())
+        .assert_failed_with(&format!(
+            "Change set nope does not exist for stack {stack} in region us-east-1."
+        ));
+    change_set(&stack, "once", ChangeSetType::Create);
+    let step = || {
+        TaskEnv::moto()
+            .input("stackName", &stack)
+            .input("changeSetName", "once")
+    };
+    step().run(bin()).assert_succeeded();
+    step()
+        .run(bin())
+        .assert_failed_with("Change set once cannot be executed: its execution status is EXECUTE_COMPLETE (it was executed already).");
+}
