@@ -2,7 +2,8 @@
 // copies it into every task folder next to task.json.
 //
 // The agent only starts Node (or PowerShell) handlers, so this file is the
-// handler's target: it picks bin/<platform>-<arch>/<task name> and runs it
+// handler's target: it picks bin/<platform>-<arch>/<task name> (unpacking
+// <task name>.br on first run) and runs it
 // with the same environment and stdio, forwards SIGINT/SIGTERM, and exits
 // with the binary's code. It must never load azure-pipelines-task-lib, which
 // deletes INPUT_*, SECRET_* and ENDPOINT_AUTH_* from the environment.
@@ -12,6 +13,7 @@ const fs = require('fs');
 const path = require('path');
 const { spawn } = require('child_process');
 const os = require('os');
+const zlib = require('zlib');
 
 function escapeData(s) {
   return String(s).replace(/%/g, '%AZP25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
@@ -31,7 +33,12 @@ try {
 }
 
 const platform = process.platform + '-' + process.arch;
-const exe = path.join(__dirname, 'bin', platform, name.toLowerCase() + (process.platform === 'win32' ? '.exe' : ''));
+const binName = name.toLowerCase() + (process.platform === 'win32' ? '.exe' : '');
+let exe = path.join(__dirname, 'bin', platform, binName);
+
+if (!fs.existsSync(exe) && fs.existsSync(exe + '.br')) {
+  exe = unpack(exe + '.br', exe);
+}
 
 if (!fs.existsSync(exe)) {
   let shipped = [];
@@ -51,6 +58,53 @@ if (process.platform !== 'win32') {
   } catch (e) {
     // Read-only task folder: the bit may already be set; spawn will tell.
   }
+}
+
+// The packager ships binaries Brotli-compressed (a smaller .vsix and task
+// download). The first run unpacks next to the .br file, or, when the task
+// folder is read-only, into the temp folder under the task's version. A
+// temporary name and a rename make a half-written binary impossible, also
+// when two jobs start the task at once.
+function unpack(packed, target) {
+  let data;
+  try {
+    data = zlib.brotliDecompressSync(fs.readFileSync(packed));
+  } catch (e) {
+    fail('Cannot unpack ' + packed + ': ' + e.message);
+  }
+  let version = '0.0.0';
+  try {
+    const v = JSON.parse(fs.readFileSync(path.join(__dirname, 'task.json'), 'utf8')).version || {};
+    version = [v.Major, v.Minor, v.Patch].join('.');
+  } catch (e) {
+    // unversioned: local runs
+  }
+  const fallback = path.join(os.tmpdir(), 'aws-pipeline-tasks', name + '-' + version + '-' + platform, binName);
+  const errors = [];
+  for (const dest of [target, fallback]) {
+    if (dest !== target && fs.existsSync(dest) && fs.statSync(dest).size === data.length) {
+      return dest;
+    }
+    const tmp = dest + '.' + process.pid + '.tmp';
+    try {
+      fs.mkdirSync(path.dirname(dest), { recursive: true });
+      fs.writeFileSync(tmp, data, { mode: 0o755 });
+      fs.renameSync(tmp, dest);
+      return dest;
+    } catch (e) {
+      try {
+        fs.unlinkSync(tmp);
+      } catch (ignored) {
+        // never written
+      }
+      // Another job may have put it there first.
+      if (fs.existsSync(dest) && fs.statSync(dest).size === data.length) {
+        return dest;
+      }
+      errors.push(dest + ': ' + e.message);
+    }
+  }
+  fail('Cannot unpack ' + packed + ': ' + errors.join('; '));
 }
 
 const child = spawn(exe, process.argv.slice(2), { stdio: 'inherit', env: process.env, windowsHide: true });

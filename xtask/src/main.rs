@@ -130,13 +130,27 @@ fn package(args: &[String]) -> Result<PathBuf> {
         &binaries,
         &version,
         args.publisher.as_deref(),
+        layout::Packing::Brotli,
     )?;
     let vsix = vsix::write(&staged, &args.out)?;
-    println!("\n{:<40} {:>12}", "task binary", "size");
+    println!("\n{:<48} {:>10} {:>10}", "task binary", "size", "packed");
+    let packed: std::collections::BTreeMap<String, u64> = tasks
+        .iter()
+        .flat_map(|t| {
+            let dir = staged.join("tasks").join(&t.name).join("bin");
+            binaries.keys().filter_map(move |platform| {
+                let f = dir.join(platform).join(format!("{}.br", t.binary));
+                let size = std::fs::metadata(&f).ok()?.len();
+                Some((format!("{platform}/{}", t.binary), size))
+            })
+        })
+        .collect();
     for (platform, bins) in &binaries {
         for (name, path) in bins {
             let size = std::fs::metadata(path)?.len();
-            println!("{:<40} {:>12}", format!("{platform}/{name}"), human(size));
+            let key = format!("{platform}/{name}");
+            let packed = packed.get(&key).map(|s| human(*s)).unwrap_or_default();
+            println!("{key:<48} {:>10} {packed:>10}", human(size));
         }
     }
     let size = std::fs::metadata(&vsix)?.len();

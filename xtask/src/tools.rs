@@ -229,18 +229,7 @@ pub fn stage_task(
     let json = layout::stamp_task_json(layout::read_json(&task.dir.join("task.json"))?, &version)?;
     layout::write_json(&dest.join("task.json"), &json)?;
     std::fs::copy(root.join("tasks/launcher/run.js"), dest.join("run.js"))?;
-    for (platform, bins) in binaries {
-        if let Some(src) = bins.get(&task.binary) {
-            let dir = dest.join("bin").join(platform);
-            std::fs::create_dir_all(&dir)?;
-            let exe = if platform.starts_with("win32") {
-                format!("{}.exe", task.binary)
-            } else {
-                task.binary.clone()
-            };
-            std::fs::copy(src, dir.join(exe))?;
-        }
-    }
+    layout::ship_binaries(dest, &task.binary, binaries, layout::Packing::Plain)?;
     Ok(())
 }
 

@@ -14,6 +14,13 @@ pub fn sdk_config() -> SdkConfig {
             std::thread::spawn(|| {
                 block_on(
                     aws_config::defaults(BehaviorVersion::latest())
+                        .http_client(
+                            aws_smithy_http_client::Builder::new()
+                                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+                                ))
+                                .build_https(),
+                        )
                         .endpoint_url(crate::moto())
                         .region(aws_config::Region::new(REGION))
                         .credentials_provider(Credentials::new(

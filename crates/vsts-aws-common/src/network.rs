@@ -425,7 +425,7 @@ fn build_connector(
     Connector::builder()
         .connector_settings(settings.clone())
         .proxy_config(proxy)
-        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .tls_context(tls.clone())
         .build()
 }
@@ -696,13 +696,13 @@ impl Insecure {
     fn new(settings: &HttpConnectorSettings, matcher: Option<Matcher>) -> Self {
         let config = Arc::new(
             rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::aws_lc_rs::default_provider(),
+                rustls::crypto::ring::default_provider(),
             ))
             .with_safe_default_protocol_versions()
-            .expect("aws-lc supports the default protocol versions")
+            .expect("ring supports the default protocol versions")
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(
-                rustls::crypto::aws_lc_rs::default_provider()
+                rustls::crypto::ring::default_provider()
                     .signature_verification_algorithms
                     .supported_schemes(),
             )))

@@ -139,7 +139,8 @@ fn the_launcher_loads_no_module_but_node_builtins() {
                 "require('fs')",
                 "require('path')",
                 "require('child_process')",
-                "require('os')"
+                "require('os')",
+                "require('zlib')"
             ]
             .iter()
             .any(|ok| r.starts_with(ok)),
@@ -147,4 +148,41 @@ fn the_launcher_loads_no_module_but_node_builtins() {
         );
     }
     assert!(!text.contains("import "), "no ES module imports");
+}
+
+/// The packager ships `<name>.br`: the first run unpacks it (with Node's
+/// own zlib) and runs it; later runs use the unpacked binary.
+#[test]
+fn a_packed_binary_is_unpacked_once_and_run() {
+    let dir = task_dir("packed", None);
+    let script = "#!/bin/sh\necho packed-ran \"$@\"\nexit 3\n";
+    let packed = xtask::layout::brotli_compress(script.as_bytes()).unwrap();
+    std::fs::create_dir_all(dir.join("bin/linux-x64")).unwrap();
+    std::fs::write(dir.join("bin/linux-x64/demo.br"), &packed).unwrap();
+    let out = node(&dir).arg("a1").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "packed-ran a1\n");
+    assert_eq!(out.status.code(), Some(3));
+    let unpacked = dir.join("bin/linux-x64/demo");
+    assert_eq!(std::fs::read_to_string(&unpacked).unwrap(), script);
+    // No temporary file is left behind.
+    let names: Vec<String> = std::fs::read_dir(dir.join("bin/linux-x64"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    // The second run does not unpack again.
+    std::fs::write(dir.join("bin/linux-x64/demo.br"), b"not brotli").unwrap();
+    let out = node(&dir).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "packed-ran\n");
+
+    // A damaged archive fails the task with a clear message.
+    std::fs::remove_file(&unpacked).unwrap();
+    let out = node(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("##vso[task.logissue type=error;]Cannot unpack ")
+            && text.contains("demo.br"),
+        "{text}"
+    );
 }

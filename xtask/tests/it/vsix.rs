@@ -18,7 +18,15 @@ fn staged(name: &str) -> PathBuf {
         .map(|t| (t.binary.clone(), PathBuf::from("/bin/true")))
         .collect();
     let binaries: Binaries = [("linux-x64".to_string(), bins)].into();
-    layout::stage(&root(), &dir, &binaries, "1.2.3", Some("test-publisher")).unwrap();
+    layout::stage(
+        &root(),
+        &dir,
+        &binaries,
+        "1.2.3",
+        Some("test-publisher"),
+        layout::Packing::Brotli,
+    )
+    .unwrap();
     dir
 }
 
@@ -77,7 +85,7 @@ fn the_vsix_is_deterministic_and_stamped() {
         );
         assert!(e.contains_key(&format!("{base}/run.js")));
         assert!(e.contains_key(&format!("{base}/icon.png")));
-        assert!(e.contains_key(&format!("{base}/bin/linux-x64/{}", task.binary)));
+        assert!(e.contains_key(&format!("{base}/bin/linux-x64/{}.br", task.binary)));
     }
     let vsixmanifest = String::from_utf8_lossy(&e["extension.vsixmanifest"]).into_owned();
     assert!(
