@@ -854,6 +854,51 @@ mod tests {
     }
 
     #[test]
+    fn credentials_in_the_proxy_url_are_registered_and_never_shown() {
+        let (console, out) = Console::capture(false);
+        let env = Env::from_pairs([
+            ("AGENT_PROXYURL", "http://builder:url-pass@proxy.corp:3128"),
+            ("HTTPS_PROXY", "http://other:env-pass@ignored:1"),
+        ]);
+        let net = Network::from_env(&env, &console).unwrap();
+        let line = net.describe().unwrap();
+        assert_eq!(
+            line,
+            "Network: proxy http://proxy.corp:3128 (agent), user 'builder'"
+        );
+        console.info(&line);
+        let text = out.text();
+        assert!(
+            text.starts_with("##vso[task.setsecret]url-pass\n"),
+            "{text}"
+        );
+        assert!(!text.contains("env-pass"), "the agent proxy wins: {text}");
+
+        // Without the agent's proxy, the standard variables are described
+        // without their credentials, which are registered.
+        let (console, out) = Console::capture(false);
+        let env = Env::from_pairs([("HTTPS_PROXY", "http://other:env-pass@proxy2:8080")]);
+        let line = Network::from_env(&env, &console)
+            .unwrap()
+            .describe()
+            .unwrap();
+        assert_eq!(
+            line,
+            "Network: proxy from the environment (HTTPS_PROXY=http://proxy2:8080)"
+        );
+        assert!(out.text().contains("##vso[task.setsecret]env-pass"));
+        assert!(
+            Network::from_env(
+                &Env::from_pairs::<[(&str, &str); 0], &str, &str>([]),
+                &console
+            )
+            .unwrap()
+            .describe()
+            .is_none()
+        );
+    }
+
+    #[test]
     fn metadata_addresses_are_never_proxied() {
         for host in [
             "169.254.169.254",

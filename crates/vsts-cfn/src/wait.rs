@@ -133,10 +133,11 @@ pub async fn wait_for_stack(
         }
         if Instant::now() >= deadline {
             bail!(
-                "Timed out after {} minute(s) waiting for the {} of stack {stack}: it is still {status}. \
+                "Timed out after {} minute(s) waiting for the {} of stack {}: it is still {status}. \
                  CloudFormation goes on with the operation; follow it in the console, or raise timeoutInMins.",
                 timeout.as_secs().div_ceil(60),
-                op.noun()
+                op.noun(),
+                current.stack_name().unwrap_or(stack)
             );
         }
     }

@@ -652,14 +652,22 @@ async fn with_change_set(
         remaining(deadline),
     )
     .await?;
+    // A change set cannot carry it: set once the stack exists. The stack
+    // is there and complete either way, so a refusal is a warning.
     if !exists && p.termination_protection {
-        client
+        let protected = client
             .update_termination_protection()
             .stack_name(&stack_id)
             .enable_termination_protection(true)
             .send()
-            .await
-            .sdk_context(|| format!("enabling termination protection on {}", p.stack_name))?;
+            .await;
+        if let Err(e) = protected {
+            console.warning(&format!(
+                "Stack {} was created, but termination protection could not be enabled: {}",
+                p.stack_name,
+                vsts_aws_common::sdk_error_text(&e)
+            ));
+        }
     }
     Ok(Report {
         action: if exists { "updated" } else { "created" }.into(),

@@ -181,3 +181,39 @@ fn a_stack_left_in_rollback_complete_is_recreated_only_on_request() {
     assert_ne!(s.stack_id().unwrap(), old_id, "a new stack");
     assert_eq!(output(&s, "Combined").as_deref(), Some("dev:new"));
 }
+
+/// A stack that never finishes: the wait ends at timeoutInMins and says
+/// what state the stack was left in. (Takes the one minute it waits.)
+#[test]
+fn a_timeout_says_where_the_stack_was_left() {
+    let name = unique("stack");
+    let created = Arc::new(AtomicBool::new(false));
+    let seen = created.clone();
+    let fake_name = name.clone();
+    let proxy = faulty_proxy(&moto(), move |req| match action(req).as_str() {
+        "CreateStack" => {
+            seen.store(true, Ordering::SeqCst);
+            None
+        }
+        "DescribeStacks" if seen.load(Ordering::SeqCst) => Some(xml_response(
+            "DescribeStacks",
+            &stack_xml(
+                &fake_name,
+                "arn:aws:cloudformation:us-east-1:123456789012:stack/x/1",
+                "CREATE_IN_PROGRESS",
+            ),
+        )),
+        _ => None,
+    });
+    let d = dir();
+    let run = deploy(&name, &d)
+        .set("AWS_ENDPOINT_URL", &proxy.url)
+        .input("parameterOverrides", "Version=1")
+        .input("timeoutInMins", "1")
+        .run(bin());
+    run.assert_failed_with(&format!(
+        "Timed out after 1 minute(s) waiting for the creation of stack {name}"
+    ));
+    run.assert_failed_with("it is still CREATE_IN_PROGRESS");
+    run.assert_failed_with("raise timeoutInMins");
+}

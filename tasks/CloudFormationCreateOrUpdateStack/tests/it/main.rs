@@ -621,3 +621,42 @@ fn bad_input_fails_before_any_change() {
     );
     assert!(stack(&name).is_none(), "no stack was created");
 }
+
+#[test]
+fn termination_protection_on_create() {
+    let name = unique("stack");
+    let d = dir();
+    deploy(&name, &d)
+        .input("parameterOverrides", "Version=1")
+        .input("enableTerminationProtection", "true")
+        .run(bin())
+        .assert_succeeded();
+    assert_eq!(
+        stack(&name).unwrap().enable_termination_protection(),
+        Some(true)
+    );
+
+    // Through a change set it is set after the stack is created, with
+    // UpdateTerminationProtection, which moto does not implement: the
+    // stack is complete, so the refusal is a warning, not a failure.
+    let name = unique("stack");
+    let run = deploy(&name, &d)
+        .input("parameterOverrides", "Version=1")
+        .input("useChangeSet", "true")
+        .input("enableTerminationProtection", "true")
+        .run(bin());
+    assert_eq!(
+        run.result().as_deref(),
+        Some("SucceededWithIssues"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.warnings()
+            .iter()
+            .any(|w| w.contains("termination protection could not be enabled")),
+        "{:?}",
+        run.warnings()
+    );
+    assert_eq!(status(&stack(&name).unwrap()), "CREATE_COMPLETE");
+}
