@@ -217,3 +217,50 @@ fn a_timeout_says_where_the_stack_was_left() {
     run.assert_failed_with("it is still CREATE_IN_PROGRESS");
     run.assert_failed_with("raise timeoutInMins");
 }
+
+/// An operation already running on the stack is waited for, instead of
+/// CloudFormation refusing the update.
+#[test]
+fn an_operation_in_progress_is_waited_for_first() {
+    use std::sync::atomic::AtomicUsize;
+    let name = unique("stack");
+    let d = dir();
+    deploy(&name, &d)
+        .input("parameterOverrides", "Version=1")
+        .run(bin())
+        .assert_succeeded();
+    let id = stack(&name).unwrap().stack_id().unwrap().to_string();
+    let busy = Arc::new(AtomicUsize::new(2));
+    let left = busy.clone();
+    let fake = (name.clone(), id);
+    let proxy = faulty_proxy(&moto(), move |req| {
+        let act = action(req);
+        let take = || {
+            left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        };
+        (act == "DescribeStacks" && take()).then(|| {
+            xml_response(
+                "DescribeStacks",
+                &stack_xml(&fake.0, &fake.1, "UPDATE_IN_PROGRESS"),
+            )
+        })
+    });
+    let run = deploy(&name, &d)
+        .set("AWS_ENDPOINT_URL", &proxy.url)
+        .input("parameterOverrides", "Version=2")
+        .run(bin());
+    run.assert_succeeded();
+    assert!(
+        run.stdout.contains(&format!(
+            "Stack {name} is UPDATE_IN_PROGRESS: waiting for that operation to finish first"
+        )),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(busy.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        output(&stack(&name).unwrap(), "Combined").as_deref(),
+        Some("dev:2")
+    );
+}
