@@ -74,6 +74,14 @@ impl Event {
             .is_some_and(|name| name == self.logical_id)
     }
 
+    /// A nested stack resource of this stack (its physical id is the
+    /// nested stack's ARN).
+    pub fn is_nested_stack(&self) -> bool {
+        self.resource_type == "AWS::CloudFormation::Stack"
+            && self.physical_id.contains(":stack/")
+            && !self.is_stack()
+    }
+
     pub fn failed(&self) -> bool {
         self.status.ends_with("_FAILED")
     }
@@ -143,6 +151,83 @@ pub fn describe_causes(causes: &[&Event], limit: usize) -> String {
         ));
     }
     out
+}
+
+/// Every event of `stack` from `since` on (an RFC 3339 time; empty for
+/// all), oldest first. At most 20 pages.
+pub async fn events_since(client: &Client, stack: &str, since: &str) -> Result<Vec<Event>> {
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    for _ in 0..20 {
+        let page = client
+            .describe_stack_events()
+            .stack_name(stack)
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .sdk_context(|| format!("reading the events of stack {stack}"))?;
+        let mut older = false;
+        for e in page.stack_events() {
+            let e = Event::from_sdk(e);
+            if !since.is_empty() && e.timestamp.as_str() < since {
+                older = true;
+                break;
+            }
+            out.push(e);
+        }
+        token = page.next_token().map(str::to_string);
+        if older || token.is_none() {
+            break;
+        }
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// Root causes that look inside failed nested stacks: a nested stack's
+/// "Embedded stack ... was not successfully created" is replaced by what
+/// failed in it, named `<NestedLogicalId>/<LogicalId>` (three levels at
+/// most). When a nested stack's events cannot be read, its own reason stays.
+pub async fn root_causes_deep(client: &Client, events: &[Event], since: &str) -> Vec<Event> {
+    expand(
+        client,
+        root_causes(events).into_iter().cloned().collect(),
+        since,
+        3,
+    )
+    .await
+}
+
+fn expand<'a>(
+    client: &'a Client,
+    causes: Vec<Event>,
+    since: &'a str,
+    depth: usize,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<Event>> + Send + 'a>> {
+    Box::pin(async move {
+        let mut out = Vec::new();
+        for cause in causes {
+            if depth > 0
+                && cause.is_nested_stack()
+                && let Ok(nested) = events_since(client, &cause.physical_id, since).await
+            {
+                let inner: Vec<Event> = root_causes(&nested)
+                    .into_iter()
+                    .filter(|e| !e.is_stack())
+                    .cloned()
+                    .collect();
+                if !inner.is_empty() {
+                    for mut e in expand(client, inner, since, depth - 1).await {
+                        e.logical_id = format!("{}/{}", cause.logical_id, e.logical_id);
+                        out.push(e);
+                    }
+                    continue;
+                }
+            }
+            out.push(cause);
+        }
+        out
+    })
 }
 
 /// Follows a stack's events: remembers what it has seen, returns only new

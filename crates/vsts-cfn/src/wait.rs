@@ -11,7 +11,7 @@ use aws_sdk_cloudformation::types::Stack;
 use vsts_aws_common::SdkResultExt;
 use vsts_task::Console;
 
-use crate::events::{EventStream, describe_causes, root_causes};
+use crate::events::{Event, EventStream, describe_causes, root_causes_deep};
 
 /// What is being waited for, for messages: "creation", "update", "deletion".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,7 +114,13 @@ pub async fn wait_for_stack(
             if status == op.success() {
                 return Ok(Some(current));
             }
-            let causes = root_causes(&events.events);
+            let since = events
+                .events
+                .first()
+                .map(|e| e.timestamp.clone())
+                .unwrap_or_default();
+            let causes = root_causes_deep(client, &events.events, &since).await;
+            let causes: Vec<&Event> = causes.iter().collect();
             let mut message = format!(
                 "Stack {} {} failed: the stack is {status}",
                 current.stack_name().unwrap_or(stack),

@@ -64,10 +64,17 @@ pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
     {
         let id = s.stack_id().unwrap_or(&p.stack_name).to_string();
         if !p.recreate_rolled_back {
+            // Say why it failed back then, when the events still tell.
+            let events = vsts_cfn::events::events_since(&client, &id, "")
+                .await
+                .unwrap_or_default();
+            let causes = vsts_cfn::events::root_causes_deep(&client, &events, "").await;
+            let causes: Vec<&vsts_cfn::events::Event> = causes.iter().collect();
             bail!(
                 "Stack {} is in ROLLBACK_COMPLETE: its first creation failed and CloudFormation cannot update it. \
-                 Delete it, or set 'recreateRolledBackStack: true' to let this task delete and re-create it.",
-                p.stack_name
+                 Delete it, or set 'recreateRolledBackStack: true' to let this task delete and re-create it.{}",
+                p.stack_name,
+                vsts_cfn::events::describe_causes(&causes, 5)
             );
         }
         console.warning(&format!(

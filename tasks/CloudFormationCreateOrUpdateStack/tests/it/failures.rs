@@ -45,12 +45,12 @@ fn stack_xml(name: &str, id: &str, status: &str) -> String {
     )
 }
 
-/// The recorded events of a create that rolled back, as DescribeStackEvents
-/// returns them (newest first).
-fn recorded_events_xml() -> String {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../crates/vsts-cfn/tests/data/create-rollback-events.json"
+/// Recorded events (`crates/vsts-cfn/tests/data/<file>`), as
+/// DescribeStackEvents returns them (newest first).
+fn recorded_events_xml(file: &str) -> String {
+    let path = format!(
+        "{}/../../crates/vsts-cfn/tests/data/{file}",
+        env!("CARGO_MANIFEST_DIR")
     );
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
@@ -97,9 +97,10 @@ fn a_failed_create_names_its_root_cause_from_the_stack_events() {
                 "ROLLBACK_COMPLETE",
             ),
         )),
-        "DescribeStackEvents" if seen.load(Ordering::SeqCst) => {
-            Some(xml_response("DescribeStackEvents", &recorded_events_xml()))
-        }
+        "DescribeStackEvents" if seen.load(Ordering::SeqCst) => Some(xml_response(
+            "DescribeStackEvents",
+            &recorded_events_xml("create-rollback-events.json"),
+        )),
         _ => None,
     });
     let d = dir();
@@ -150,6 +151,10 @@ fn a_stack_left_in_rollback_complete_is_recreated_only_on_request() {
             "DescribeStacks",
             &stack_xml(&fake.0, &fake.1, "ROLLBACK_COMPLETE"),
         )),
+        "DescribeStackEvents" if !flag.load(Ordering::SeqCst) => Some(xml_response(
+            "DescribeStackEvents",
+            &recorded_events_xml("create-rollback-events.json"),
+        )),
         _ => None,
     });
     let step = || {
@@ -160,6 +165,8 @@ fn a_stack_left_in_rollback_complete_is_recreated_only_on_request() {
     let run = step().run(bin());
     run.assert_failed_with("is in ROLLBACK_COMPLETE");
     run.assert_failed_with("recreateRolledBackStack");
+    // Why the first creation failed, from the stack's events.
+    run.assert_failed_with("Root cause: AppRole (AWS::IAM::Role) CREATE_FAILED");
     assert!(
         !deleted.load(Ordering::SeqCst),
         "nothing deleted without the opt-in"
@@ -262,5 +269,55 @@ fn an_operation_in_progress_is_waited_for_first() {
     assert_eq!(
         output(&stack(&name).unwrap(), "Combined").as_deref(),
         Some("dev:2")
+    );
+}
+
+/// A nested stack that failed: the error names the resource inside it, not
+/// the nested stack's "Embedded stack ... was not successfully created".
+#[test]
+fn a_failure_inside_a_nested_stack_is_named() {
+    let name = unique("stack");
+    let created = Arc::new(AtomicBool::new(false));
+    let seen = created.clone();
+    let fake_name = name.clone();
+    let proxy = faulty_proxy(&moto(), move |req| match action(req).as_str() {
+        "CreateStack" => {
+            seen.store(true, Ordering::SeqCst);
+            None
+        }
+        "DescribeStacks" if seen.load(Ordering::SeqCst) => Some(xml_response(
+            "DescribeStacks",
+            &stack_xml(
+                &fake_name,
+                "arn:aws:cloudformation:us-east-1:123456789012:stack/x/1",
+                "ROLLBACK_COMPLETE",
+            ),
+        )),
+        "DescribeStackEvents" if seen.load(Ordering::SeqCst) => {
+            let file = if req.body_text().contains("shop-Network-7XK2Q") {
+                "nested-child-events.json"
+            } else {
+                "nested-parent-events.json"
+            };
+            Some(xml_response(
+                "DescribeStackEvents",
+                &recorded_events_xml(file),
+            ))
+        }
+        _ => None,
+    });
+    let d = dir();
+    let run = deploy(&name, &d)
+        .set("AWS_ENDPOINT_URL", &proxy.url)
+        .input("parameterOverrides", "Version=1")
+        .run(bin());
+    run.assert_failed_with(
+        "Root cause: Network/PublicSubnet (AWS::EC2::Subnet) CREATE_FAILED: Resource handler returned message: \"The CIDR '10.0.300.0/24' is invalid.",
+    );
+    let error = &run.errors()[0];
+    assert!(!error.contains("Embedded stack"), "{error}");
+    assert!(
+        !error.contains("Also failed"),
+        "the cancelled queue is not a cause: {error}"
     );
 }
