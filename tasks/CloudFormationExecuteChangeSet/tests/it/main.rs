@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use aws_sdk_cloudformation::types::ChangeSetType;
 use test_support::{TaskEnv, TaskRun, block_on, sdk_config, unique};
 
 fn bin() -> &'static Path {
@@ -16,18 +17,18 @@ fn cfn() -> aws_sdk_cloudformation::Client {
 const QUEUE: &str = "Resources:\n  Queue:\n    Type: AWS::SQS::Queue\n";
 
 /// Creates a change set; returns its ARN.
-fn change_set(
-    stack: &str,
-    name: &str,
-    kind: aws_sdk_cloudformation::types::ChangeSetType,
-) -> String {
+fn change_set(stack: &str, name: &str, kind: ChangeSetType) -> String {
+    change_set_with(stack, name, kind, QUEUE)
+}
+
+fn change_set_with(stack: &str, name: &str, kind: ChangeSetType, template: &str) -> String {
     block_on(async {
         cfn()
             .create_change_set()
             .stack_name(stack)
             .change_set_name(name)
             .change_set_type(kind)
-            .template_body(QUEUE)
+            .template_body(template)
             .send()
             .await
             .unwrap()
@@ -59,8 +60,6 @@ fn variable(run: &TaskRun, name: &str) -> Option<String> {
         .find(|c| c.is("task.setvariable") && c.property("variable") == Some(name))
         .map(|c| c.message.clone())
 }
-
-use aws_sdk_cloudformation::types::ChangeSetType;
 
 #[test]
 fn executes_a_change_set_that_creates_the_stack() {
@@ -177,4 +176,44 @@ fn missing_and_spent_change_sets_are_clear_failures() {
     step()
         .run(bin())
         .assert_failed_with("Change set once cannot be executed: its execution status is EXECUTE_COMPLETE (it was executed already).");
+}
+
+#[test]
+fn executes_a_change_set_that_updates_an_existing_stack() {
+    let stack = unique("stack");
+    change_set(&stack, "create", ChangeSetType::Create);
+    TaskEnv::moto()
+        .input("stackName", &stack)
+        .input("changeSetName", "create")
+        .run(bin())
+        .assert_succeeded();
+    let two_queues = format!("{QUEUE}  Second:\n    Type: AWS::SQS::Queue\n");
+    change_set_with(&stack, "add-queue", ChangeSetType::Update, &two_queues);
+    let run = TaskEnv::moto()
+        .input("stackName", &stack)
+        .input("changeSetName", "add-queue")
+        .run(bin());
+    run.assert_succeeded();
+    assert!(
+        run.plain()
+            .iter()
+            .any(|l| l.trim_start().starts_with("Add") && l.contains("Second")),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(status(&stack), "UPDATE_COMPLETE");
+    let resources = block_on(async {
+        cfn()
+            .describe_stack_resources()
+            .stack_name(&stack)
+            .send()
+            .await
+            .unwrap()
+    });
+    let ids: Vec<&str> = resources
+        .stack_resources()
+        .iter()
+        .filter_map(|r| r.logical_resource_id())
+        .collect();
+    assert!(ids.contains(&"Second"), "{ids:?}");
 }
