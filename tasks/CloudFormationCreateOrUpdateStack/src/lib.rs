@@ -605,10 +605,12 @@ async fn with_change_set(
             .await;
         if set.is_no_op() {
             no_work(task, p, &set.status_reason);
+            // No plan in the summary: an empty change set lists nothing
+            // that will happen.
             return Ok(Report {
                 action: "no changes".into(),
                 status: "unchanged".into(),
-                change_set: Some(set),
+                change_set: None,
             });
         }
         if !exists && !reviewing {
