@@ -86,11 +86,15 @@ impl Event {
         self.status.ends_with("_FAILED")
     }
 
-    /// One log line: time, status, type, logical id, reason.
+    /// One log line: time (to the second), status, type, logical id, reason.
     pub fn line(&self) -> String {
+        let time = match self.timestamp.split_once('.') {
+            Some((seconds, _)) => format!("{seconds}Z"),
+            None => self.timestamp.clone(),
+        };
         let mut line = format!(
-            "{:<20}  {:<28}  {:<36}  {}",
-            self.timestamp, self.status, self.resource_type, self.logical_id
+            "{time:<20}  {:<28}  {:<36}  {}",
+            self.status, self.resource_type, self.logical_id
         );
         if !self.reason.is_empty() {
             line.push_str("  ");
@@ -235,6 +239,9 @@ fn expand<'a>(
 pub struct EventStream {
     stack: String,
     seen: HashSet<String>,
+    /// Events older than this (RFC 3339) are history: not returned, and
+    /// paging stops at them. Empty: no limit.
+    since: String,
     /// Every event since the stream started, oldest first.
     pub events: Vec<Event>,
     /// False once DescribeStackEvents failed (for example, not allowed):
@@ -246,12 +253,7 @@ impl EventStream {
     /// Starts after the events the stack already has (none when it does not
     /// exist yet).
     pub async fn start(client: &Client, stack: &str) -> Self {
-        let mut stream = EventStream {
-            stack: stack.to_string(),
-            seen: HashSet::new(),
-            events: Vec::new(),
-            available: true,
-        };
+        let mut stream = EventStream::fresh(stack);
         // Only the newest page: enough to recognise where new events begin.
         if let Ok(page) = client
             .describe_stack_events()
@@ -273,9 +275,23 @@ impl EventStream {
         EventStream {
             stack: stack.to_string(),
             seen: HashSet::new(),
+            since: String::new(),
             events: Vec::new(),
             available: true,
         }
+    }
+
+    /// Events from `since` (RFC 3339) on: a nested stack whose history
+    /// before this operation does not matter.
+    pub fn since(stack: &str, since: &str) -> Self {
+        EventStream {
+            since: since.to_string(),
+            ..EventStream::fresh(stack)
+        }
+    }
+
+    pub fn stack(&self) -> &str {
+        &self.stack
     }
 
     /// Events newer than the ones already seen, oldest first. Stops paging
@@ -298,7 +314,12 @@ impl EventStream {
                     reached_seen = true;
                     break;
                 }
-                new.push(Event::from_sdk(e));
+                let e = Event::from_sdk(e);
+                if !self.since.is_empty() && e.timestamp < self.since {
+                    reached_seen = true;
+                    break;
+                }
+                new.push(e);
             }
             token = page.next_token().map(str::to_string);
             if reached_seen || token.is_none() {

@@ -77,6 +77,8 @@ pub async fn wait_for_stack(
     let deadline = started + timeout;
     let mut delay = Duration::ZERO;
     let mut last_status = String::new();
+    // Nested stacks met in the events, followed too: (path, stream).
+    let mut nested: Vec<(String, EventStream)> = Vec::new();
     loop {
         tokio::time::sleep(delay).await;
         delay = next_delay(delay);
@@ -84,9 +86,16 @@ pub async fn wait_for_stack(
         if events.available {
             match events.poll(client).await {
                 Ok(new) => {
-                    for e in new {
+                    let since = events
+                        .events
+                        .first()
+                        .map(|e| e.timestamp.clone())
+                        .unwrap_or_default();
+                    for e in &new {
                         console.info(&e.line());
+                        follow_nested(&mut nested, "", e, &since);
                     }
+                    poll_nested(client, console, &mut nested, &since).await;
                 }
                 Err(e) => {
                     events.available = false;
@@ -145,6 +154,52 @@ pub async fn wait_for_stack(
                 op.noun(),
                 current.stack_name().unwrap_or(stack)
             );
+        }
+    }
+}
+
+/// Starts following a nested stack when `e` is one (three levels at most).
+fn follow_nested(nested: &mut Vec<(String, EventStream)>, parent: &str, e: &Event, since: &str) {
+    if !e.is_nested_stack() || parent.matches('/').count() >= 2 {
+        return;
+    }
+    if nested.iter().any(|(_, s)| s.stack() == e.physical_id) {
+        return;
+    }
+    let path = if parent.is_empty() {
+        e.logical_id.clone()
+    } else {
+        format!("{parent}/{}", e.logical_id)
+    };
+    nested.push((path, EventStream::since(&e.physical_id, since)));
+}
+
+/// Prints the new events of every nested stack followed, each resource
+/// named by its path (`Network/PublicSubnet`). A nested stack whose events
+/// cannot be read is dropped quietly: the parent's events still show it.
+async fn poll_nested(
+    client: &Client,
+    console: &Console,
+    nested: &mut Vec<(String, EventStream)>,
+    since: &str,
+) {
+    let mut i = 0;
+    while i < nested.len() {
+        let path = nested[i].0.clone();
+        match nested[i].1.poll(client).await {
+            Ok(new) => {
+                for mut e in new {
+                    follow_nested(nested, &path, &e, since);
+                    if !e.is_stack() {
+                        e.logical_id = format!("{path}/{}", e.logical_id);
+                        console.info(&e.line());
+                    }
+                }
+                i += 1;
+            }
+            Err(_) => {
+                nested.remove(i);
+            }
         }
     }
 }

@@ -320,4 +320,31 @@ fn a_failure_inside_a_nested_stack_is_named() {
         !error.contains("Also failed"),
         "the cancelled queue is not a cause: {error}"
     );
+    // The nested stack's events were followed live, named by their path.
+    let nested: Vec<&str> = run
+        .plain()
+        .into_iter()
+        .filter(|l| l.contains("Network/"))
+        .collect();
+    assert!(
+        nested
+            .iter()
+            .any(|l| l.contains("CREATE_COMPLETE") && l.contains("Network/Vpc")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        nested
+            .iter()
+            .any(|l| l.contains("CREATE_FAILED") && l.contains("Network/PublicSubnet")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !run.plain()
+            .iter()
+            .any(|l| l.contains("shop-Network-7XK2Q  User Initiated")),
+        "the nested stack's own events are not repeated: {}",
+        run.stdout
+    );
 }
