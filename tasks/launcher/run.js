@@ -61,10 +61,12 @@ if (process.platform !== 'win32') {
 }
 
 // The packager ships binaries Brotli-compressed (a smaller .vsix and task
-// download). The first run unpacks next to the .br file, or, when the task
-// folder is read-only, into the temp folder under the task's version. A
-// temporary name and a rename make a half-written binary impossible, also
-// when two jobs start the task at once.
+// download). The first run unpacks next to the .br file; when the task
+// folder is read-only, into a private folder of this user under the temp
+// folder (mode 700, checked to be ours, and a binary found there is used only
+// if it is byte for byte what the .br holds). A temporary name and a rename
+// make a half-written binary impossible, also when two jobs start the task
+// at once.
 function unpack(packed, target) {
   let data;
   try {
@@ -72,39 +74,65 @@ function unpack(packed, target) {
   } catch (e) {
     fail('Cannot unpack ' + packed + ': ' + e.message);
   }
+  const errors = [];
+  try {
+    return place(data, target);
+  } catch (e) {
+    errors.push(target + ': ' + e.message);
+  }
+  try {
+    return place(data, path.join(privateDir(), binName));
+  } catch (e) {
+    errors.push(e.message);
+  }
+  fail('Cannot unpack ' + packed + ': ' + errors.join('; '));
+}
+
+function place(data, dest) {
+  if (fs.existsSync(dest) && fs.readFileSync(dest).equals(data)) {
+    return dest;
+  }
+  const tmp = dest + '.' + process.pid + '.tmp';
+  try {
+    fs.writeFileSync(tmp, data, { mode: 0o755 });
+    fs.renameSync(tmp, dest);
+    return dest;
+  } catch (e) {
+    try {
+      fs.unlinkSync(tmp);
+    } catch (ignored) {
+      // never written
+    }
+    // Another job may have put the same binary there first.
+    if (fs.existsSync(dest) && fs.readFileSync(dest).equals(data)) {
+      return dest;
+    }
+    throw e;
+  }
+}
+
+function privateDir() {
   let version = '0.0.0';
   try {
-    const v = JSON.parse(fs.readFileSync(path.join(__dirname, 'task.json'), 'utf8')).version || {};
-    version = [v.Major, v.Minor, v.Patch].join('.');
+    const v = JSON.parse(fs.readFileSync(path.join(__dirname, 'task.json'), 'utf8')).version;
+    if (v && v.Major !== undefined) {
+      version = [v.Major, v.Minor, v.Patch].join('.');
+    }
   } catch (e) {
     // unversioned: local runs
   }
-  const fallback = path.join(os.tmpdir(), 'aws-pipeline-tasks', name + '-' + version + '-' + platform, binName);
-  const errors = [];
-  for (const dest of [target, fallback]) {
-    if (dest !== target && fs.existsSync(dest) && fs.statSync(dest).size === data.length) {
-      return dest;
-    }
-    const tmp = dest + '.' + process.pid + '.tmp';
-    try {
-      fs.mkdirSync(path.dirname(dest), { recursive: true });
-      fs.writeFileSync(tmp, data, { mode: 0o755 });
-      fs.renameSync(tmp, dest);
-      return dest;
-    } catch (e) {
-      try {
-        fs.unlinkSync(tmp);
-      } catch (ignored) {
-        // never written
-      }
-      // Another job may have put it there first.
-      if (fs.existsSync(dest) && fs.statSync(dest).size === data.length) {
-        return dest;
-      }
-      errors.push(dest + ': ' + e.message);
+  const uid = typeof process.getuid === 'function' ? process.getuid() : null;
+  const base = path.join(os.tmpdir(), 'aws-pipeline-tasks' + (uid === null ? '' : '-' + uid));
+  fs.mkdirSync(base, { recursive: true, mode: 0o700 });
+  if (uid !== null) {
+    const st = fs.lstatSync(base);
+    if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o077) !== 0) {
+      throw new Error(base + ' is not a private folder of this user');
     }
   }
-  fail('Cannot unpack ' + packed + ': ' + errors.join('; '));
+  const dir = path.join(base, name + '-' + version + '-' + platform);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return dir;
 }
 
 const child = spawn(exe, process.argv.slice(2), { stdio: 'inherit', env: process.env, windowsHide: true });

@@ -186,3 +186,56 @@ fn a_packed_binary_is_unpacked_once_and_run() {
         "{text}"
     );
 }
+
+/// A read-only task folder (made immutable with `chattr +i`, which binds
+/// root too): the binary is unpacked into this user's private folder under
+/// TMPDIR, a tampered copy there is replaced, and a folder others can write
+/// to is refused.
+#[test]
+fn a_read_only_task_folder_unpacks_into_a_private_temp_folder() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = task_dir("readonly", None);
+    let script = "#!/bin/sh\necho private-ran\n";
+    let packed = xtask::layout::brotli_compress(script.as_bytes()).unwrap();
+    let bin = dir.join("bin/linux-x64");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("demo.br"), &packed).unwrap();
+    let locked = Command::new("chattr").arg("+i").arg(&bin).status();
+    if !locked.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: chattr +i is not available here");
+        return;
+    }
+    let tmp = temp("readonly-tmp");
+    let run = || node(&dir).env("TMPDIR", &tmp).output().unwrap();
+    let out = run();
+    let base = tmp.join(format!("aws-pipeline-tasks-{}", unsafe { libc::getuid() }));
+    let private = base.join("Demo-0.0.0-linux-x64/demo");
+    // Unlock whatever happens, or the folder cannot be removed.
+    let result = std::panic::catch_unwind(|| {
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "private-ran\n");
+        assert_eq!(std::fs::read_to_string(&private).unwrap(), script);
+        assert_eq!(
+            std::fs::metadata(&base).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        // Same size, other content: replaced, not run.
+        let evil = format!("#!/bin/sh\necho {}\n", "e".repeat(script.len() - 16));
+        assert_eq!(evil.len(), script.len());
+        std::fs::write(&private, &evil).unwrap();
+        assert_eq!(String::from_utf8_lossy(&run().stdout), "private-ran\n");
+        // A temp folder others can write to is not used.
+        std::fs::remove_file(&private).unwrap();
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let out = run();
+        assert_eq!(out.status.code(), Some(1));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("is not a private folder of this user"),
+            "{text}"
+        );
+    });
+    let _ = Command::new("chattr").arg("-i").arg(&bin).status();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
