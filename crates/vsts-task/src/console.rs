@@ -134,6 +134,16 @@ impl Console {
         self.lock().mask(text)
     }
 
+    /// Masks without waiting: for the panic hook, which may run on the
+    /// thread that holds the console. Unmasked when the console is busy.
+    pub fn try_mask(&self, text: &str) -> String {
+        match self.inner.try_lock() {
+            Ok(inner) => inner.mask(text),
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().mask(text),
+            Err(std::sync::TryLockError::WouldBlock) => text.to_string(),
+        }
+    }
+
     /// A plain log line (several if `text` has newlines).
     pub fn info(&self, text: &str) {
         let mut inner = self.lock();

@@ -78,10 +78,10 @@ where
     F: FnOnce(Task) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    install_panic_hook(name);
     let env = Env::from_process();
     let debug = Variables::new(&env).system_debug();
     let console = Console::stdout(debug);
+    install_panic_hook(name, console.clone());
     let task = Task::new(name, env, console.clone());
     // Blocking threads serve file I/O; a small pool keeps memory flat when
     // thousands of small files are read.
@@ -125,7 +125,7 @@ pub fn finish(console: &Console, result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-fn install_panic_hook(name: &'static str) {
+fn install_panic_hook(name: &'static str, console: Console) {
     std::panic::set_hook(Box::new(move |info| {
         let what = info
             .payload()
@@ -137,9 +137,11 @@ fn install_panic_hook(name: &'static str) {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        let message = format!(
+        // Registered secrets are masked here too, unless the panicking
+        // thread holds the console (then the agent's own masking remains).
+        let message = console.try_mask(&format!(
             "{name} stopped on an internal error{place}: {what}. This is a bug in the task; please report it."
-        );
+        ));
         // Write directly: the console's lock may be held by the panicking thread.
         println!(
             "{}",
