@@ -58,6 +58,43 @@ impl TaskRun {
             .collect()
     }
 
+    /// The value of the last `task.setvariable` for `name`.
+    pub fn variable(&self, name: &str) -> Option<String> {
+        self.set_variable(name).map(|c| c.message)
+    }
+
+    /// Whether the last `task.setvariable` for `name` made it secret.
+    pub fn variable_is_secret(&self, name: &str) -> Option<bool> {
+        self.set_variable(name)
+            .map(|c| c.property("issecret") == Some("true"))
+    }
+
+    fn set_variable(&self, name: &str) -> Option<VsoCommand> {
+        self.commands()
+            .into_iter()
+            .rev()
+            .find(|c| c.is("task.setvariable") && c.property("variable") == Some(name))
+    }
+
+    /// Fails the test unless the task succeeded with issues and one warning
+    /// contains `needle`.
+    pub fn assert_warned(&self, needle: &str) -> &Self {
+        assert_eq!(
+            self.result().as_deref(),
+            Some("SucceededWithIssues"),
+            "task did not succeed with issues\nstdout:\n{}",
+            self.stdout
+        );
+        assert_eq!(self.code, Some(0), "exit code");
+        let warnings = self.warnings();
+        assert!(
+            warnings.iter().any(|w| w.contains(needle)),
+            "no warning contains {needle:?}; warnings: {warnings:#?}\nstdout:\n{}",
+            self.stdout
+        );
+        self
+    }
+
     /// Fails the test with the whole log when the task did not succeed.
     pub fn assert_succeeded(&self) -> &Self {
         assert_eq!(

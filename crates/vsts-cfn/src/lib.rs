@@ -60,6 +60,17 @@ where
     ))
 }
 
+/// The message of a service error that means "nothing to change" (some
+/// calls refuse at once instead of failing later).
+pub fn no_op_error<E, R>(e: &aws_sdk_cloudformation::error::SdkError<E, R>) -> Option<String>
+where
+    E: aws_sdk_cloudformation::error::ProvideErrorMetadata,
+{
+    service_error(e)
+        .map(|(_, message)| message)
+        .filter(|m| is_no_op(m))
+}
+
 /// "Stack with id X does not exist" (DescribeStacks on a missing stack).
 pub fn is_missing_stack<E, R>(e: &aws_sdk_cloudformation::error::SdkError<E, R>) -> bool
 where

@@ -158,6 +158,27 @@ pub async fn wait_for_stack(
     }
 }
 
+/// Deletes a stack (by id: a deleted stack is not found by name) and
+/// waits until it is gone, with its events.
+pub async fn delete_stack(
+    client: &Client,
+    console: &Console,
+    id: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<()> {
+    let mut events = EventStream::start(client, id).await;
+    client
+        .delete_stack()
+        .stack_name(id)
+        .client_request_token(crate::request_token("delete"))
+        .send()
+        .await
+        .sdk_context(|| format!("deleting stack {name}"))?;
+    wait_for_stack(client, console, id, Operation::Delete, &mut events, timeout).await?;
+    Ok(())
+}
+
 /// Starts following a nested stack when `e` is one (three levels at most).
 fn follow_nested(nested: &mut Vec<(String, EventStream)>, parent: &str, e: &Event, since: &str) {
     if !e.is_nested_stack() || parent.matches('/').count() >= 2 {

@@ -51,6 +51,16 @@ struct Report {
     change_set: Option<ChangeSet>,
 }
 
+impl Report {
+    fn no_changes() -> Self {
+        Report {
+            action: "no changes".into(),
+            status: "unchanged".into(),
+            change_set: None,
+        }
+    }
+}
+
 pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
     let started = Instant::now();
     let console = &task.console;
@@ -81,23 +91,8 @@ pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
             "Stack {} is in ROLLBACK_COMPLETE after a failed creation: deleting it to create it again (recreateRolledBackStack).",
             p.stack_name
         ));
-        let mut events = EventStream::start(&client, &id).await;
-        client
-            .delete_stack()
-            .stack_name(&id)
-            .client_request_token(vsts_cfn::request_token("delete"))
-            .send()
-            .await
-            .sdk_context(|| format!("deleting stack {}", p.stack_name))?;
-        wait_for_stack(
-            &client,
-            console,
-            &id,
-            Operation::Delete,
-            &mut events,
-            remaining(deadline),
-        )
-        .await?;
+        vsts_cfn::wait::delete_stack(&client, console, &id, &p.stack_name, remaining(deadline))
+            .await?;
         existing = None;
     }
     // A stack a change set created but never executed has no resources.
@@ -477,15 +472,9 @@ async fn update_directly(
     match req.send().await {
         Ok(_) => {}
         Err(e) => {
-            if let Some((_, message)) = vsts_cfn::service_error(&e)
-                && vsts_cfn::is_no_op(&message)
-            {
+            if let Some(message) = vsts_cfn::no_op_error(&e) {
                 no_work(task, p, &message);
-                return Ok(Report {
-                    action: "no changes".into(),
-                    status: existing.map(status_of).unwrap_or_default(),
-                    change_set: None,
-                });
+                return Ok(Report::no_changes());
             }
             return Err(e).sdk_context(|| format!("updating stack {}", p.stack_name));
         }
@@ -570,15 +559,9 @@ async fn with_change_set(
         // Usually a change set fails later with "didn't contain changes";
         // CloudFormation can also refuse it at once.
         Err(e) => {
-            if let Some((_, message)) = vsts_cfn::service_error(&e)
-                && vsts_cfn::is_no_op(&message)
-            {
+            if let Some(message) = vsts_cfn::no_op_error(&e) {
                 no_work(task, p, &message);
-                return Ok(Report {
-                    action: "no changes".into(),
-                    status: "unchanged".into(),
-                    change_set: None,
-                });
+                return Ok(Report::no_changes());
             }
             return Err(e).sdk_context(|| {
                 format!("creating change set {} for stack {}", cs.name, p.stack_name)
@@ -607,11 +590,7 @@ async fn with_change_set(
             no_work(task, p, &set.status_reason);
             // No plan in the summary: an empty change set lists nothing
             // that will happen.
-            return Ok(Report {
-                action: "no changes".into(),
-                status: "unchanged".into(),
-                change_set: None,
-            });
+            return Ok(Report::no_changes());
         }
         if !exists && !reviewing {
             let _ = client.delete_stack().stack_name(&stack_id).send().await;

@@ -7,9 +7,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use vsts_aws_common::{AwsSetup, SdkResultExt};
-use vsts_cfn::events::EventStream;
-use vsts_cfn::wait::{Operation, describe_stack, status_of, wait_for_stack};
+use vsts_aws_common::AwsSetup;
+use vsts_cfn::wait::{delete_stack, describe_stack, status_of};
 use vsts_task::Task;
 
 #[derive(Debug)]
@@ -49,24 +48,8 @@ pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
     };
     // By id from here on: a deleted stack is no longer found by name.
     let id = stack.stack_id().unwrap_or(&p.stack_name).to_string();
-    let mut events = EventStream::start(&client, &id).await;
     console.info(&format!("Deleting stack {} ({id})", p.stack_name));
-    client
-        .delete_stack()
-        .stack_name(&id)
-        .client_request_token(vsts_cfn::request_token("delete"))
-        .send()
-        .await
-        .sdk_context(|| format!("deleting stack {}", p.stack_name))?;
-    wait_for_stack(
-        &client,
-        console,
-        &id,
-        Operation::Delete,
-        &mut events,
-        p.timeout,
-    )
-    .await?;
+    delete_stack(&client, console, &id, &p.stack_name, p.timeout).await?;
     let secs = started.elapsed().as_secs();
     console.info(&format!("Stack {} deleted in {secs} s", p.stack_name));
     vsts_cfn::upload_summary(

@@ -8,7 +8,7 @@ mod failures;
 use std::path::{Path, PathBuf};
 
 use aws_sdk_cloudformation::types::Stack;
-use test_support::{TaskEnv, TaskRun, assert_no_leaks, block_on, sdk_config, unique};
+use test_support::{TaskEnv, assert_no_leaks, block_on, sdk_config, unique};
 
 pub fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_cloudformationcreateorupdatestack"))
@@ -64,6 +64,15 @@ pub fn cfn() -> aws_sdk_cloudformation::Client {
     aws_sdk_cloudformation::Client::new(&sdk_config())
 }
 
+/// Path-style, as moto's TemplateURL resolution wants.
+fn s3() -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk_config())
+            .force_path_style(true)
+            .build(),
+    )
+}
+
 pub fn stack(name: &str) -> Option<Stack> {
     block_on(async {
         cfn()
@@ -108,14 +117,6 @@ pub fn setting(stack: &str) -> Option<String> {
     })
 }
 
-pub fn variable(run: &TaskRun, name: &str) -> Option<(String, bool)> {
-    run.commands()
-        .into_iter()
-        .rev()
-        .find(|c| c.is("task.setvariable") && c.property("variable") == Some(name))
-        .map(|c| (c.message.clone(), c.property("issecret") == Some("true")))
-}
-
 #[test]
 fn creates_then_updates_then_reports_nothing_to_do() {
     let name = unique("stack");
@@ -134,10 +135,8 @@ fn creates_then_updates_then_reports_nothing_to_do() {
     let s = stack(&name).expect("the stack exists");
     assert_eq!(status(&s), "CREATE_COMPLETE");
     assert_eq!(output(&s, "Combined").as_deref(), Some("prod:1"));
-    assert_eq!(
-        variable(&run, "stackId"),
-        Some((s.stack_id().unwrap().to_string(), false))
-    );
+    assert_eq!(run.variable("stackId").as_deref(), s.stack_id());
+    assert_eq!(run.variable_is_secret("stackId"), Some(false));
     assert!(
         run.stdout
             .contains(&format!("Stack {name} does not exist: creating it"))
@@ -170,19 +169,8 @@ fn creates_then_updates_then_reports_nothing_to_do() {
         .input("templateParametersFile", params.to_str().unwrap())
         .input("parameterOverrides", "Version=2")
         .run(bin());
-    assert_eq!(
-        run.result().as_deref(),
-        Some("SucceededWithIssues"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.warnings()
-            .iter()
-            .any(|w| w.contains("already up to date")
-                && w.contains("No updates are to be performed")),
-        "{:?}",
-        run.warnings()
+    run.assert_warned(
+        "already up to date: CloudFormation reports no changes to make (No updates are to be performed",
     );
     // warnWhenNoWorkNeeded=false: an info line, a clean success.
     let run = deploy(&name, &d)
@@ -288,17 +276,7 @@ fn change_set_create_update_and_empty_change_set() {
     // is not left behind.
     // (moto refuses this change set at once: "No updates are to be performed.")
     let run = step().input("changeSetName", "third").run(bin());
-    assert_eq!(
-        run.result().as_deref(),
-        Some("SucceededWithIssues"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.warnings()
-            .iter()
-            .any(|w| w.contains("already up to date"))
-    );
+    run.assert_warned("already up to date");
 }
 
 /// A change set CloudFormation creates and then fails because nothing
@@ -321,19 +299,7 @@ fn an_empty_change_set_is_a_success_and_is_deleted() {
     };
     step("one").run(bin()).assert_succeeded();
     let run = step("two").run(bin());
-    assert_eq!(
-        run.result().as_deref(),
-        Some("SucceededWithIssues"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.warnings()
-            .iter()
-            .any(|w| w.contains("didn't contain changes")),
-        "{:?}",
-        run.warnings()
-    );
+    run.assert_warned("didn't contain changes");
     let sets = block_on(async {
         cfn()
             .list_change_sets()
@@ -377,7 +343,7 @@ fn change_set_without_execution_leaves_the_plan_for_review() {
             .unwrap()
     });
     assert_eq!(set.execution_status().unwrap().as_str(), "AVAILABLE");
-    assert_eq!(variable(&run, "stackId").unwrap().0, s.stack_id().unwrap());
+    assert_eq!(run.variable("stackId").as_deref(), s.stack_id());
 }
 
 #[test]
@@ -389,10 +355,8 @@ fn outputs_as_secret_variables_and_as_json() {
         .input("captureStackOutputs", "asVariables")
         .run(bin());
     run.assert_succeeded();
-    assert_eq!(
-        variable(&run, "Combined"),
-        Some(("a;b]c%:3".to_string(), true))
-    );
+    assert_eq!(run.variable("Combined").as_deref(), Some("a;b]c%:3"));
+    assert_eq!(run.variable_is_secret("Combined"), Some(true));
     assert!(run.registered_secrets().contains(&"a;b]c%:3".to_string()));
     assert_no_leaks(&run, &["a;b]c%:3"]);
 
@@ -402,8 +366,9 @@ fn outputs_as_secret_variables_and_as_json() {
         .input("captureAsSecuredVars", "false")
         .run(bin());
     run.assert_succeeded();
-    let (json, secret) = variable(&run, &format!("{name}Outputs")).expect("the JSON variable");
-    assert!(!secret);
+    let outputs = format!("{name}Outputs");
+    let json = run.variable(&outputs).expect("the JSON variable");
+    assert_eq!(run.variable_is_secret(&outputs), Some(false));
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     let combined = v
         .as_array()
@@ -459,11 +424,7 @@ fn template_from_s3_and_a_local_template_uploaded_first() {
     let endpoint = test_support::moto().replace("127.0.0.1", "localhost");
     let bucket = unique("templates");
     block_on(async {
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&sdk_config())
-                .force_path_style(true)
-                .build(),
-        );
+        let s3 = s3();
         s3.create_bucket().bucket(&bucket).send().await.unwrap();
         s3.put_object()
             .bucket(&bucket)
@@ -509,16 +470,11 @@ fn template_from_s3_and_a_local_template_uploaded_first() {
         Some("dev:uploaded")
     );
     let uploaded = block_on(async {
-        aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&sdk_config())
-                .force_path_style(true)
-                .build(),
-        )
-        .head_object()
-        .bucket(&bucket)
-        .key("template.yml")
-        .send()
-        .await
+        s3().head_object()
+            .bucket(&bucket)
+            .key("template.yml")
+            .send()
+            .await
     });
     assert!(
         uploaded.is_ok(),
@@ -645,18 +601,6 @@ fn termination_protection_on_create() {
         .input("useChangeSet", "true")
         .input("enableTerminationProtection", "true")
         .run(bin());
-    assert_eq!(
-        run.result().as_deref(),
-        Some("SucceededWithIssues"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.warnings()
-            .iter()
-            .any(|w| w.contains("termination protection could not be enabled")),
-        "{:?}",
-        run.warnings()
-    );
+    run.assert_warned("termination protection could not be enabled");
     assert_eq!(status(&stack(&name).unwrap()), "CREATE_COMPLETE");
 }

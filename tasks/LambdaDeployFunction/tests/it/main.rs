@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use test_support::{TaskEnv, TaskRun, block_on, sdk_config, unique};
+use test_support::{TaskEnv, block_on, sdk_config, unique};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_lambdadeployfunction"))
@@ -76,13 +76,6 @@ fn full(name: &str, role: &str, code: &Path) -> TaskEnv {
         .input("publish", "false")
 }
 
-fn variable(run: &TaskRun, name: &str) -> Option<String> {
-    run.commands()
-        .into_iter()
-        .find(|c| c.is("task.setvariable") && c.property("variable") == Some(name))
-        .map(|c| c.message)
-}
-
 #[test]
 fn creates_a_function_with_its_configuration() {
     let (role_name, role_arn) = role();
@@ -119,7 +112,7 @@ fn creates_a_function_with_its_configuration() {
         ["arm64"]
     );
     assert_eq!(c.state().map(|s| s.as_str()), Some("Active"));
-    assert_eq!(variable(&run, "functionArn").as_deref(), c.function_arn());
+    assert_eq!(run.variable("functionArn").as_deref(), c.function_arn());
     let tags = block_on(
         lambda()
             .list_tags()
@@ -185,7 +178,7 @@ fn code_only_updates_publishes_and_points_an_alias() {
         c.last_update_status().map(|s| s.as_str()),
         Some("Successful")
     );
-    let version = variable(&run, "version").expect("the version output");
+    let version = run.variable("version").expect("the version output");
     let alias = block_on(
         lambda()
             .get_alias()
