@@ -3,9 +3,9 @@
 //
 // The agent only starts Node (or PowerShell) handlers, so this file is the
 // handler's target: it picks bin/<platform>-<arch>/<task name> (unpacking
-// <task name>.br on first run) and runs it
-// with the same environment and stdio, forwards SIGINT/SIGTERM, and exits
-// with the binary's code. It must never load azure-pipelines-task-lib, which
+// it from bin/<task name>.br on first run) and runs it with the same
+// environment and stdio, passes cancellation on, and exits with the
+// binary's code. It must never load azure-pipelines-task-lib, which
 // deletes INPUT_*, SECRET_* and ENDPOINT_AUTH_* from the environment.
 'use strict';
 
@@ -34,21 +34,36 @@ try {
 
 const platform = process.platform + '-' + process.arch;
 const binName = name.toLowerCase() + (process.platform === 'win32' ? '.exe' : '');
-let exe = path.join(__dirname, 'bin', platform, binName);
+const binDir = path.join(__dirname, 'bin');
+let exe = path.join(binDir, platform, binName);
 
-if (!fs.existsSync(exe) && fs.existsSync(exe + '.br')) {
-  exe = unpack(exe + '.br', exe);
+// The packager ships every platform's binary in one Brotli stream,
+// bin/<name>.br, and bin/index.json says where each one lies in it.
+let index = null;
+try {
+  index = JSON.parse(fs.readFileSync(path.join(binDir, 'index.json'), 'utf8'));
+} catch (e) {
+  // unpacked layout (local runs): bin/<platform>/<binary>
+}
+
+if (!fs.existsSync(exe) && index && index.platforms && index.platforms[platform]) {
+  exe = unpack(index, index.platforms[platform], exe);
 }
 
 if (!fs.existsSync(exe)) {
-  let shipped = [];
+  const shipped = new Set(index && index.platforms ? Object.keys(index.platforms) : []);
   try {
-    shipped = fs.readdirSync(path.join(__dirname, 'bin')).sort();
+    for (const entry of fs.readdirSync(binDir, { withFileTypes: true })) {
+      if (entry.isDirectory()) {
+        shipped.add(entry.name);
+      }
+    }
   } catch (e) {
     // no bin folder at all
   }
+  const list = Array.from(shipped).sort();
   fail(name + ' has no binary for this agent\'s platform ' + platform +
-    '. Platforms shipped: ' + (shipped.length ? shipped.join(', ') : 'none') + '.');
+    '. Platforms shipped: ' + (list.length ? list.join(', ') : 'none') + '.');
 }
 
 if (process.platform !== 'win32') {
@@ -60,22 +75,26 @@ if (process.platform !== 'win32') {
   }
 }
 
-// The packager ships binaries Brotli-compressed (a smaller .vsix and task
-// download). The first run unpacks next to the .br file; when the task
-// folder is read-only, into a private folder of this user under the temp
-// folder (mode 700, checked to be ours, and a binary found there is used only
-// if it is byte for byte what the .br holds). A temporary name and a rename
-// make a half-written binary impossible, also when two jobs start the task
-// at once.
-function unpack(packed, target) {
+// The first run unpacks this platform's binary next to the stream, in
+// bin/<platform>/; when the task folder is read-only, into a private folder
+// of this user under the temp folder (mode 700, checked to be ours, and a
+// binary found there is used only if it is byte for byte what the stream
+// holds). A temporary name and a rename make a half-written binary
+// impossible, also when two jobs start the task at once.
+function unpack(index, entry, target) {
   let data;
   try {
-    data = zlib.brotliDecompressSync(fs.readFileSync(packed));
+    const stream = zlib.brotliDecompressSync(fs.readFileSync(path.join(binDir, index.stream)));
+    data = stream.subarray(entry.offset, entry.offset + entry.size);
+    if (data.length !== entry.size) {
+      throw new Error('the stream holds ' + stream.length + ' bytes, fewer than bin/index.json says');
+    }
   } catch (e) {
-    fail('Cannot unpack ' + packed + ': ' + e.message);
+    fail('Cannot unpack the ' + platform + ' binary from ' + path.join(binDir, String(index.stream)) + ': ' + e.message);
   }
   const errors = [];
   try {
+    fs.mkdirSync(path.dirname(target), { recursive: true });
     return place(data, target);
   } catch (e) {
     errors.push(target + ': ' + e.message);
@@ -85,7 +104,7 @@ function unpack(packed, target) {
   } catch (e) {
     errors.push(e.message);
   }
-  fail('Cannot unpack ' + packed + ': ' + errors.join('; '));
+  fail('Cannot unpack the ' + platform + ' binary: ' + errors.join('; '));
 }
 
 function place(data, dest) {
@@ -137,8 +156,17 @@ function privateDir() {
 
 const child = spawn(exe, process.argv.slice(2), { stdio: 'inherit', env: process.env, windowsHide: true });
 
-for (const signal of ['SIGINT', 'SIGTERM']) {
+// Cancelling a step: on Linux and macOS the agent signals node (SIGINT,
+// then SIGTERM), and the launcher passes the signal on. On Windows it sends
+// Ctrl-C (then Ctrl-Break) to the console, which every process on it gets,
+// the binary too; node would only be able to kill the binary outright
+// (TerminateProcess), which leaves no time to clean up (abort multipart
+// uploads). So there the launcher only keeps waiting for the binary's exit.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGBREAK']) {
   process.on(signal, () => {
+    if (process.platform === 'win32') {
+      return;
+    }
     try {
       child.kill(signal);
     } catch (e) {

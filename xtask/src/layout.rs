@@ -192,47 +192,79 @@ pub fn stage(
 /// How binaries go into a task folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Packing {
-    /// As built (local runs, tests).
+    /// `bin/<platform>/<name>[.exe]` as built (local runs, tests).
     Plain,
-    /// `<name>.br`, Brotli quality 11 with a 16 MiB window: about a fifth
-    /// smaller than the .vsix's own deflate of the plain binary. The
-    /// launcher unpacks it on first run with Node's built-in zlib.
+    /// One Brotli stream of every platform's binary, `bin/<name>.br`
+    /// (quality 11, 16 MiB window), and `bin/index.json`, which says where
+    /// each platform's binary lies in the unpacked stream. One stream finds
+    /// what the platforms share (the same strings and tables, and for one
+    /// CPU the same code): it is about a quarter smaller than compressing
+    /// each binary alone. The launcher unpacks its platform's binary on
+    /// first run with Node's built-in zlib.
     Brotli,
 }
 
-/// Copies (or compresses) a task's binaries into `dest/bin/<platform>/`;
-/// returns how many platforms were shipped.
+/// The name of the index of a packed task folder.
+pub const INDEX: &str = "index.json";
+
+/// Copies (or packs) a task's binaries into `dest/bin/`; returns how many
+/// platforms were shipped.
 pub fn ship_binaries(
     dest: &Path,
     binary: &str,
     binaries: &Binaries,
     packing: Packing,
 ) -> Result<usize> {
-    let mut shipped = 0;
-    for (platform, bins) in binaries {
-        let Some(src) = bins.get(binary) else {
-            continue;
-        };
-        let exe = if platform.starts_with("win32") {
+    // Packing order: x64 platforms next to each other, then arm64, so that
+    // the binaries most alike are closest in the stream.
+    let mut mine: Vec<(&str, &PathBuf)> = binaries
+        .iter()
+        .filter_map(|(platform, bins)| bins.get(binary).map(|p| (platform.as_str(), p)))
+        .collect();
+    mine.sort_by_key(|(platform, _)| {
+        crate::platforms::PLATFORMS
+            .iter()
+            .position(|p| p.name == *platform)
+            .unwrap_or(usize::MAX)
+    });
+    let exe = |platform: &str| {
+        if platform.starts_with("win32") {
             format!("{binary}.exe")
         } else {
             binary.to_string()
-        };
-        let dir = dest.join("bin").join(platform);
-        fs::create_dir_all(&dir)?;
-        match packing {
-            Packing::Plain => {
-                fs::copy(src, dir.join(exe))
+        }
+    };
+    let bin = dest.join("bin");
+    fs::create_dir_all(&bin)?;
+    match packing {
+        Packing::Plain => {
+            for (platform, src) in &mine {
+                let dir = bin.join(platform);
+                fs::create_dir_all(&dir)?;
+                fs::copy(src, dir.join(exe(platform)))
                     .with_context(|| format!("copying {}", src.display()))?;
             }
-            Packing::Brotli => {
-                let data = fs::read(src).with_context(|| format!("reading {}", src.display()))?;
-                fs::write(dir.join(format!("{exe}.br")), brotli_compress(&data)?)?;
-            }
         }
-        shipped += 1;
+        Packing::Brotli if !mine.is_empty() => {
+            let mut stream = Vec::new();
+            let mut index = serde_json::Map::new();
+            for (platform, src) in &mine {
+                let data = fs::read(src).with_context(|| format!("reading {}", src.display()))?;
+                index.insert(
+                    platform.to_string(),
+                    json!({ "file": exe(platform), "offset": stream.len(), "size": data.len() }),
+                );
+                stream.extend_from_slice(&data);
+            }
+            fs::write(bin.join(format!("{binary}.br")), brotli_compress(&stream)?)?;
+            write_json(
+                &bin.join(INDEX),
+                &json!({ "stream": format!("{binary}.br"), "platforms": index }),
+            )?;
+        }
+        Packing::Brotli => {}
     }
-    Ok(shipped)
+    Ok(mine.len())
 }
 
 pub fn brotli_compress(data: &[u8]) -> Result<Vec<u8>> {

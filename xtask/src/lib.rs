@@ -3,6 +3,10 @@
 pub mod bench;
 pub mod build;
 pub mod layout;
+pub mod platform_tests;
+pub mod platforms;
 pub mod run_task;
+pub mod sizes;
+pub mod toolchains;
 pub mod tools;
 pub mod vsix;

@@ -1,9 +1,17 @@
 //! `cargo xtask <command>`: all project automation.
 //!
 //! - `test [cargo test args]`: installs and starts what the tests need (moto
-//!   in `.tools/venv`, tfx-cli in `.tools/node`), then runs every test.
-//! - `package [--target T]... [--prebuilt DIR] [--publisher P] [--out DIR]`:
-//!   release binaries and the Marketplace .vsix.
+//!   in `.tools/venv`, tfx-cli in `.tools/node`, the toolchains, Wine and
+//!   qemu), then runs every test, and one task's tests with its Windows and
+//!   its Linux arm64 binary. `--all-platforms` runs more tasks that way;
+//!   `--platform P [-p task]...` only that.
+//! - `toolchains [--runners]`: installs the toolchains for every platform
+//!   (and, with `--runners`, Wine, Windows Node and qemu for the tests).
+//! - `package [--platform LIST|all|none] [--prebuilt DIR] [--publisher P]
+//!   [--out DIR]`: release binaries for every platform and the Marketplace
+//!   .vsix, with a size table; refuses a .vsix over 100 MB.
+//! - `build --platform LIST [--native] [--out DIR]`: release binaries only,
+//!   in the layout `package --prebuilt` takes (a release pipeline's parts).
 //! - `run <TaskName> [--input k=v] [--variable k=v] [--secret k=v]
 //!   [--connection k=v] [--connection-data k=v]`: a task as the agent runs it.
 //! - `bench startup`: cold start through the launcher.
@@ -14,7 +22,7 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
-use xtask::{build, layout, run_task, tools, vsix};
+use xtask::{build, layout, platform_tests, platforms, run_task, sizes, toolchains, tools, vsix};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,11 +31,13 @@ fn main() -> ExitCode {
         Some("test") => test(rest),
         Some("moto") => moto_foreground(),
         Some("package") => package(rest).map(|_| ()),
+        Some("build") => build_parts(rest),
+        Some("toolchains") => toolchains(rest),
         Some("run") => run(rest),
         Some("bench") => bench(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n  test [cargo test args]\n  package [--target T]... [--prebuilt DIR] [--publisher P] [--out DIR]\n  run <TaskName> [--input k=v] [--variable k=v] [--secret k=v] [--connection k=v] [--connection-data k=v]\n  bench startup | bench s3 [rounds]\n  moto"
+                "usage: cargo xtask <command>\n  test [--platform P [-p task]...] [--all-platforms] [cargo test args]\n  toolchains [--runners]\n  package [--platform LIST|all] [--prebuilt DIR] [--publisher P] [--out DIR]\n  build --platform LIST [--native] [--out DIR]\n  run <TaskName> [--input k=v] [--variable k=v] [--secret k=v] [--connection k=v] [--connection-data k=v]\n  bench startup | bench s3 [rounds]\n  moto"
             );
             return ExitCode::from(2);
         }
@@ -41,25 +51,81 @@ fn main() -> ExitCode {
     }
 }
 
-fn test(extra: &[String]) -> Result<()> {
+/// `test [--platform P [-p PKG]...] [--all-platforms] [cargo test args]`.
+fn test(args: &[String]) -> Result<()> {
     let root = tools::root();
-    let tfx = tools::tfx(&root)?;
-    let proxy_py = tools::proxy_py(&root)?;
+    let mut platform = None;
+    let mut all = false;
+    let mut extra = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--platform" => platform = Some(it.next().context("--platform needs a value")?.clone()),
+            "--all-platforms" => all = true,
+            _ => extra.push(a.clone()),
+        }
+    }
     let moto = tools::Moto::start(&root)?;
     println!("xtask: moto {} at {}", tools::MOTO_VERSION, moto.endpoint);
+    if let Some(platform) = platform {
+        // Only that platform's run of the named task packages.
+        let packages: Vec<&str> = extra
+            .chunks(2)
+            .filter(|c| c[0] == "-p")
+            .filter_map(|c| c.get(1).map(String::as_str))
+            .collect();
+        let default = platform_tests::ALL
+            .iter()
+            .find(|(p, _)| *p == platform)
+            .map(|(_, pkgs)| pkgs.to_vec())
+            .unwrap_or_default();
+        let packages = if packages.is_empty() {
+            default
+        } else {
+            packages
+        };
+        return platform_tests::run(&root, &platform, &packages, &moto.endpoint);
+    }
+    let tfx = tools::tfx(&root)?;
+    let proxy_py = tools::proxy_py(&root)?;
     let status = Command::new(tools::cargo())
         .current_dir(&root)
-        .args(["test", "--workspace", "--no-fail-fast"])
-        .args(extra)
+        .args(["test", "--no-fail-fast"])
+        .args(
+            (!extra
+                .iter()
+                .any(|a| a == "-p" || a == "--package" || a.starts_with("--package=")))
+            .then_some("--workspace"),
+        )
+        .args(&extra)
         .env("MOTO_ENDPOINT", &moto.endpoint)
         .env("TFX", &tfx)
         .env("PROXY_PY", &proxy_py)
         .env("NO_PROXY", "127.0.0.1,localhost")
         .status()
         .context("running cargo test")?;
-    drop(moto);
+    let mut failed = Vec::new();
     if !status.success() {
-        bail!("tests failed ({status})");
+        failed.push(format!("host tests ({status})"));
+    }
+    // The other platforms' binaries, run here (Wine, qemu): a small set on
+    // every run, everything with --all-platforms; none when the run was
+    // narrowed with cargo test arguments.
+    let matrix = if all {
+        platform_tests::ALL
+    } else if extra.is_empty() {
+        platform_tests::EVERY_RUN
+    } else {
+        &[]
+    };
+    for (platform, packages) in matrix {
+        if let Err(e) = platform_tests::run(&root, platform, packages, &moto.endpoint) {
+            failed.push(format!("{e:#}"));
+        }
+    }
+    drop(moto);
+    if !failed.is_empty() {
+        bail!("tests failed: {}", failed.join("; "));
     }
     Ok(())
 }
@@ -74,7 +140,7 @@ fn moto_foreground() -> Result<()> {
 }
 
 struct PackageArgs {
-    targets: Vec<Option<String>>,
+    platforms: Vec<&'static platforms::Platform>,
     prebuilt: Option<PathBuf>,
     publisher: Option<String>,
     out: PathBuf,
@@ -82,13 +148,13 @@ struct PackageArgs {
 
 fn parse_package(args: &[String]) -> Result<PackageArgs> {
     let root = tools::root();
+    let mut list: Option<String> = None;
     let mut p = PackageArgs {
-        targets: Vec::new(),
+        platforms: Vec::new(),
         prebuilt: None,
         publisher: None,
         out: root.join("dist"),
     };
-    let mut host = true;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = || {
@@ -97,32 +163,49 @@ fn parse_package(args: &[String]) -> Result<PackageArgs> {
                 .with_context(|| format!("{a} needs a value"))
         };
         match a.as_str() {
-            "--target" => p.targets.push(Some(value()?)),
+            "--platform" => list = Some(value()?),
             "--prebuilt" => p.prebuilt = Some(PathBuf::from(value()?)),
             "--publisher" => p.publisher = Some(value()?),
             "--out" => p.out = PathBuf::from(value()?),
-            "--no-host" => host = false,
             other => bail!("unknown option {other}"),
         }
     }
-    if host && p.targets.is_empty() {
-        p.targets.push(None);
-    }
+    // With --prebuilt alone, nothing is built here.
+    p.platforms = match (list, &p.prebuilt) {
+        (Some(l), _) if l == "none" => Vec::new(),
+        (Some(l), _) => platforms::parse_list(&l)?,
+        (None, Some(_)) => Vec::new(),
+        (None, None) => platforms::parse_list("all")?,
+    };
     Ok(p)
 }
 
 /// Builds, stages and writes the .vsix; prints the sizes.
 fn package(args: &[String]) -> Result<PathBuf> {
+    let started = std::time::Instant::now();
     let root = tools::root();
     let args = parse_package(args)?;
     let tasks = layout::tasks(&root)?;
     let version = layout::workspace_version(&root)?;
-    let mut binaries = build::build(&root, &tasks, &args.targets, "release")?;
+    let mut binaries = layout::Binaries::new();
+    if !args.platforms.is_empty() {
+        toolchains::install(&root, false)?;
+    }
+    for platform in &args.platforms {
+        let bins = platforms::build(&root, &tasks, platform, "release", false)?;
+        binaries.insert(platform.name.to_string(), bins);
+    }
     if let Some(dir) = &args.prebuilt {
         for (platform, bins) in build::prebuilt(dir, &tasks)? {
+            platforms::by_name(&platform)
+                .with_context(|| format!("{}: a folder that is no platform", dir.display()))?;
             binaries.entry(platform).or_default().extend(bins);
         }
     }
+    if binaries.is_empty() {
+        bail!("no binaries: name --platform or --prebuilt");
+    }
+    let built = started.elapsed();
     let staged = root.join("target/xtask/stage");
     layout::stage(
         &root,
@@ -133,38 +216,66 @@ fn package(args: &[String]) -> Result<PathBuf> {
         layout::Packing::Brotli,
     )?;
     let vsix = vsix::write(&staged, &args.out)?;
-    println!("\n{:<48} {:>10} {:>10}", "task binary", "size", "packed");
-    let packed: std::collections::BTreeMap<String, u64> = tasks
-        .iter()
-        .flat_map(|t| {
-            let dir = staged.join("tasks").join(&t.name).join("bin");
-            binaries.keys().filter_map(move |platform| {
-                let f = dir.join(platform).join(format!("{}.br", t.binary));
-                let size = std::fs::metadata(&f).ok()?.len();
-                Some((format!("{platform}/{}", t.binary), size))
-            })
-        })
-        .collect();
-    for (platform, bins) in &binaries {
-        for (name, path) in bins {
-            let size = std::fs::metadata(path)?.len();
-            let key = format!("{platform}/{name}");
-            let packed = packed.get(&key).map(|s| human(*s)).unwrap_or_default();
-            println!("{key:<48} {:>10} {packed:>10}", human(size));
-        }
-    }
-    let size = std::fs::metadata(&vsix)?.len();
+    let report = sizes::Report::measure(&tasks, &binaries, &staged, &vsix)?;
+    print!("{report}");
     println!(
-        "{:<40} {:>12}\n",
-        vsix.file_name().unwrap().to_string_lossy(),
-        human(size)
+        "built in {:.0} s, packed and written in {:.0} s",
+        built.as_secs_f64(),
+        (started.elapsed() - built).as_secs_f64()
     );
+    if let Err(e) = report.check_limits() {
+        let _ = std::fs::remove_file(&vsix);
+        return Err(e);
+    }
     println!("wrote {}", vsix.display());
     Ok(vsix)
 }
 
-fn human(bytes: u64) -> String {
-    format!("{:.2} MB", bytes as f64 / 1_000_000.0)
+/// `cargo xtask build --platform LIST [--native] [--out DIR]`: release
+/// binaries in `DIR/<platform>/`, the layout `package --prebuilt` takes.
+fn build_parts(args: &[String]) -> Result<()> {
+    let root = tools::root();
+    let mut list = None;
+    let mut native = false;
+    let mut out = root.join("target/parts");
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--platform" => list = it.next().cloned(),
+            "--native" => native = true,
+            "--out" => {
+                out = it
+                    .next()
+                    .map(PathBuf::from)
+                    .context("--out needs a value")?
+            }
+            other => bail!("unknown option {other}"),
+        }
+    }
+    let list = list.context("--platform is required")?;
+    let tasks = layout::tasks(&root)?;
+    if !native {
+        toolchains::install(&root, false)?;
+    }
+    for platform in platforms::parse_list(&list)? {
+        let bins = platforms::build(&root, &tasks, platform, "release", native)?;
+        let dir = out.join(platform.name);
+        std::fs::create_dir_all(&dir)?;
+        for path in bins.values() {
+            std::fs::copy(path, dir.join(path.file_name().unwrap()))?;
+        }
+        println!("xtask: {} binaries in {}", platform.name, dir.display());
+    }
+    Ok(())
+}
+
+fn toolchains(args: &[String]) -> Result<()> {
+    let runners = match args.first().map(String::as_str) {
+        None => false,
+        Some("--runners") => true,
+        Some(other) => bail!("unknown option {other}"),
+    };
+    toolchains::install(&tools::root(), runners)
 }
 
 /// Stages one task with the dev build and runs it through the launcher.

@@ -28,10 +28,15 @@ pub fn tools_dir(root: &Path) -> PathBuf {
     root.join(".tools")
 }
 
-/// A project-local virtualenv with `packages` installed; a stamp file per
-/// package set makes the second run instant.
+/// The project-local virtualenv `.tools/venv` with `packages` installed.
 pub fn venv(root: &Path, packages: &[&str]) -> Result<PathBuf> {
-    let venv = tools_dir(root).join("venv");
+    venv_at(root, "venv", packages)
+}
+
+/// A project-local virtualenv `.tools/<name>` with `packages` installed; a
+/// stamp file per package set makes the second run instant.
+pub fn venv_at(root: &Path, name: &str, packages: &[&str]) -> Result<PathBuf> {
+    let venv = tools_dir(root).join(name);
     let python = venv.join("bin").join("python");
     if !python.exists() {
         std::fs::create_dir_all(tools_dir(root))?;

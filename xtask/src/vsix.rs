@@ -423,6 +423,9 @@ pub fn write(staged: &Path, out_dir: &Path) -> Result<PathBuf> {
         .compression_level(Some(9))
         .last_modified_time(zip::DateTime::default());
     let dir_opts = SimpleFileOptions::default().last_modified_time(zip::DateTime::default());
+    let stored = opts
+        .compression_method(zip::CompressionMethod::Stored)
+        .compression_level(None);
     let mut entries: Vec<(String, Vec<u8>)> = vec![
         ("[Content_Types].xml".into(), types.into_bytes()),
         ("extension.vsixmanifest".into(), vsix.into_bytes()),
@@ -440,7 +443,9 @@ pub fn write(staged: &Path, out_dir: &Path) -> Result<PathBuf> {
                 zip.add_directory(prefix.as_str(), dir_opts)?;
             }
         }
-        zip.start_file(name.as_str(), opts)?;
+        // Packed binaries do not shrink under deflate: stored as they are.
+        let method = if name.ends_with(".br") { stored } else { opts };
+        zip.start_file(name.as_str(), method)?;
         zip.write_all(&bytes)?;
     }
     zip.finish()?;

@@ -6,6 +6,7 @@
 mod aws;
 mod env;
 mod http;
+pub mod platform;
 mod proxy;
 mod run;
 mod tls;

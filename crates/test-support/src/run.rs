@@ -1,7 +1,6 @@
 //! Running a task binary the way the agent does, and reading its log.
 
 use std::path::Path;
-use std::process::Command;
 
 use vsts_task::command::{Command as VsoCommand, parse};
 
@@ -112,8 +111,9 @@ impl TaskRun {
         assert_eq!(
             self.result().as_deref(),
             Some("Failed"),
-            "task did not fail\nstdout:\n{}",
-            self.stdout
+            "task did not fail\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
         );
         assert_ne!(self.code, Some(0), "a failed task exits non-zero");
         let errors = self.errors();
@@ -127,27 +127,55 @@ impl TaskRun {
 }
 
 /// Runs `binary` with exactly `env` (plus PATH, a private HOME and settings
-/// that keep it off the network: no instance metadata, no proxy).
+/// that keep it off the network: no instance metadata, no proxy). Under
+/// `cargo xtask test --platform P` it runs that platform's build of the
+/// same binary instead, the way its agent would (`platform`).
 pub fn run_task(binary: &Path, env: &[(String, String)]) -> TaskRun {
     let home = std::env::temp_dir().join(crate::unique("home"));
     std::fs::create_dir_all(&home).unwrap();
-    let mut cmd = Command::new(binary);
+    let launch = crate::platform::command(binary);
+    let (mut cmd, to_files) = (launch.cmd, launch.to_files);
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", &home)
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("AWS_CONFIG_FILE", home.join("none"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("none"));
+        .env(
+            "AGENT_TEMPDIRECTORY",
+            crate::platform::task_path(crate::platform::agent_temp()),
+        )
+        .env(
+            "AWS_CONFIG_FILE",
+            crate::platform::task_path(&home.join("none")),
+        )
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            crate::platform::task_path(&home.join("none")),
+        );
     for (k, v) in env {
-        cmd.env(k, v);
+        cmd.env(k, crate::platform::task_value(v));
     }
-    let out = cmd.output().expect("the task binary runs");
+    cmd.envs(launch.env);
+    let (stdout, stderr, code) = if to_files {
+        let out = home.join("stdout");
+        let err = home.join("stderr");
+        cmd.stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap());
+        let status = cmd.status().expect("the task runs");
+        (
+            std::fs::read(&out).unwrap(),
+            std::fs::read(&err).unwrap(),
+            status.code(),
+        )
+    } else {
+        let out = cmd.output().expect("the task binary runs");
+        (out.stdout, out.stderr, out.status.code())
+    };
     let _ = std::fs::remove_dir_all(&home);
     TaskRun {
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        code,
     }
 }
 

@@ -110,26 +110,6 @@ pub fn timeout_input(task: &Task) -> anyhow::Result<std::time::Duration> {
     Ok(std::time::Duration::from_secs(minutes * 60))
 }
 
-/// Where the task writes its Markdown summary.
-pub fn summary_path(task: &Task, name: &str) -> std::path::PathBuf {
-    task.variables()
-        .value("Agent.TempDirectory")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir)
-        .join(format!("{name}-summary-{}.md", std::process::id()))
-}
-
-/// Writes and attaches a Markdown summary; a failure to write is only logged.
-pub fn upload_summary(task: &Task, name: &str, markdown: &str) {
-    let path = summary_path(task, name);
-    match std::fs::write(&path, markdown) {
-        Ok(()) => task.console.upload_summary(&path),
-        Err(e) => task
-            .console
-            .debug(&format!("no summary ({}): {e}", path.display())),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -388,6 +388,21 @@ mod tests {
         assert!(ok("# only a comment\n").is_empty());
     }
 
+    /// Files written on Windows: CRLF line ends, a byte-order mark.
+    #[test]
+    fn windows_line_ends_and_bom() {
+        let json = "\u{feff}[\r\n  {\"ParameterKey\": \"Env\", \"ParameterValue\": \"prod\"},\r\n  {\"ParameterKey\": \"Size\", \"ParameterValue\": \"007\"}\r\n]\r\n";
+        let yaml = "\u{feff}Env: prod\r\nSize: '007'\r\n";
+        let want = vec![
+            Parameter::value("Env", "prod"),
+            Parameter::value("Size", "007"),
+        ];
+        assert_eq!(ok(json), want);
+        assert_eq!(ok(yaml), want);
+        let e = err("Env: prod\r\nSize: [1\r\n");
+        assert!(e.contains("line 2") || e.contains("line 3"), "{e}");
+    }
+
     #[test]
     fn errors_name_the_line() {
         let e = err(

@@ -35,7 +35,12 @@ impl Patterns {
             if let Some(root) = root {
                 let root = root.replace('\\', "/");
                 let root = root.trim_end_matches('/');
-                if let Some(rest) = pattern.strip_prefix(root) {
+                // At a folder boundary only; Windows paths compare without
+                // case (`c:/src` is `C:/Src`).
+                let head = pattern.get(..root.len()).unwrap_or_default();
+                let same = head == root || (case_insensitive && head.eq_ignore_ascii_case(root));
+                let rest = &pattern[head.len()..];
+                if same && !root.is_empty() && (rest.is_empty() || rest.starts_with('/')) {
                     pattern = rest.trim_start_matches('/').to_string();
                 }
             }
@@ -122,6 +127,25 @@ mod tests {
                 .unwrap()
                 .matches("a.txt")
         );
+    }
+
+    /// On Windows the agent passes `C:\\src` and users write patterns
+    /// with either slash and any case of the drive and folders.
+    #[test]
+    fn windows_absolute_patterns_are_rooted_at_the_source_folder() {
+        let lines = vec![
+            r"c:\Build\Out\app\**\*.js".to_string(),
+            r"!C:/build/out/app/skip/**".to_string(),
+            r"C:\Build\Outside\x.js".to_string(),
+        ];
+        let p = Patterns::parse("g", &lines, Some(r"C:\build\out\"), true).unwrap();
+        assert!(p.matches("app/main.js"));
+        assert!(p.matches("app/sub/a.js"));
+        assert!(!p.matches("app/skip/a.js"));
+        assert!(!p.matches("main.js"));
+        // A sibling folder that shares the prefix is not the source folder.
+        assert!(!p.matches("x.js"));
+        assert!(!p.matches("side/x.js"));
     }
 
     #[test]

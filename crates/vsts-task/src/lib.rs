@@ -51,6 +51,31 @@ impl Task {
         Variables::new(&self.env)
     }
 
+    /// The agent's temporary folder for this job (`Agent.TempDirectory`,
+    /// cleaned by the agent after every job), or the system's when the task
+    /// runs outside an agent.
+    pub fn temp_dir(&self) -> std::path::PathBuf {
+        self.variables()
+            .value("Agent.TempDirectory")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir)
+    }
+
+    /// Writes `markdown` into the agent's temporary folder and attaches it
+    /// to the run summary (`task.uploadsummary`) under `name`; a failure to
+    /// write is only logged.
+    pub fn upload_summary(&self, name: &str, markdown: &str) {
+        let path = self
+            .temp_dir()
+            .join(format!("{name}-summary-{}.md", std::process::id()));
+        match std::fs::write(&path, markdown) {
+            Ok(()) => self.console.upload_summary(&path),
+            Err(e) => self
+                .console
+                .debug(&format!("no summary ({}): {e}", path.display())),
+        }
+    }
+
     /// The service connection whose GUID is the value of `input`.
     /// `Ok(None)` when the input is empty; an error when the input names a
     /// connection the agent did not pass.
@@ -100,6 +125,45 @@ where
     };
     let result = runtime.block_on(body(task));
     finish(&console, result)
+}
+
+/// Resolves when the agent cancels the step, with what it sent. On Linux
+/// and macOS the agent signals node (SIGINT, then SIGTERM after 7.5 s) and
+/// the launcher passes the signal on; on Windows it sends Ctrl-C, then
+/// Ctrl-Break, to the console, which the task receives itself (the launcher
+/// then only waits). A task that races its work against this has a few
+/// seconds to clean up (abort multipart uploads) before it is killed.
+pub async fn cancelled() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        }
+    }
+    #[cfg(windows)]
+    {
+        use tokio::signal::windows::{ctrl_break, ctrl_c, ctrl_close};
+        let (Ok(mut c), Ok(mut b), Ok(mut close)) = (ctrl_c(), ctrl_break(), ctrl_close()) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = c.recv() => "Ctrl-C",
+            _ = b.recv() => "Ctrl-Break",
+            _ = close.recv() => "console closed",
+        }
+    }
+    #[cfg(not(any(unix, windows)))]
+    {
+        std::future::pending().await
+    }
 }
 
 /// Turns a task's outcome into `task.complete` and an exit code: an error

@@ -177,7 +177,7 @@ pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
         md.push('\n');
     }
     md.push_str(&outputs_md);
-    vsts_cfn::upload_summary(task, "cloudformation", &md);
+    task.upload_summary("cloudformation", &md);
     Ok(())
 }
 

@@ -52,9 +52,7 @@ pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
     delete_stack(&client, console, &id, &p.stack_name, p.timeout).await?;
     let secs = started.elapsed().as_secs();
     console.info(&format!("Stack {} deleted in {secs} s", p.stack_name));
-    vsts_cfn::upload_summary(
-        task,
-        "cloudformation-delete",
+    task.upload_summary("cloudformation-delete",
         &format!(
             "### CloudFormation stack `{}`\n\ndeleted — **DELETE_COMPLETE** in {secs} s, region {}\n",
             p.stack_name, setup.region

@@ -159,6 +159,6 @@ pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
     md.push_str(&changeset::preview_markdown(&set));
     md.push('\n');
     md.push_str(&outputs_md);
-    vsts_cfn::upload_summary(task, "cloudformation-execute", &md);
+    task.upload_summary("cloudformation-execute", &md);
     Ok(())
 }

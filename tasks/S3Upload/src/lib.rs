@@ -15,7 +15,7 @@ mod upload;
 
 use std::fmt::Write as _;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use vsts_aws_common::AwsSetup;
 use vsts_s3::human_bytes;
 use vsts_task::Task;
@@ -31,35 +31,13 @@ pub async fn run(task: Task) -> Result<()> {
     let work = execute(&task, &setup, &params, &uploads);
     tokio::select! {
         result = work => result,
-        signal = cancelled() => {
+        signal = vsts_task::cancelled() => {
             // The uploads in flight are dropped with `work`; their multipart
             // uploads are aborted here.
             let client = vsts_s3::client(&task, &setup, params.path_style, params.endpoint.as_deref());
             let aborted = uploads.abort_all(&client, &params.bucket).await;
             Err(anyhow!("Cancelled ({signal}); {aborted} unfinished multipart upload(s) aborted."))
         }
-    }
-}
-
-async fn cancelled() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = int.recv() => "SIGINT",
-            _ = term.recv() => "SIGTERM",
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "Ctrl-C"
     }
 }
 
@@ -168,14 +146,5 @@ fn write_summary(task: &Task, p: &Params, plan: &Plan, report: &upload::Report, 
         human_bytes((report.bytes as f64 / secs) as u64),
         report.uploaded as f64 / secs,
     );
-    let dir = task
-        .variables()
-        .value("Agent.TempDirectory")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    let path = dir.join(format!("s3upload-summary-{}.md", std::process::id()));
-    match std::fs::write(&path, md).with_context(|| format!("writing {}", path.display())) {
-        Ok(()) => task.console.upload_summary(&path),
-        Err(e) => task.console.debug(&format!("no summary: {e:#}")),
-    }
+    task.upload_summary("s3upload", &md);
 }

@@ -150,41 +150,113 @@ fn the_launcher_loads_no_module_but_node_builtins() {
     assert!(!text.contains("import "), "no ES module imports");
 }
 
-/// The packager ships `<name>.br`: the first run unpacks it (with Node's
-/// own zlib) and runs it; later runs use the unpacked binary.
+/// Packs scripts as the `demo` binary of each platform, the way the
+/// packager does (one Brotli stream and bin/index.json).
+fn pack(dir: &Path, scripts: &[(&str, &str)]) {
+    let src = dir.join("src");
+    let mut binaries = xtask::layout::Binaries::new();
+    for (platform, script) in scripts {
+        let file = src.join(platform);
+        write_exec(&file, script, 0o644);
+        binaries.insert(platform.to_string(), [("demo".to_string(), file)].into());
+    }
+    let n = xtask::layout::ship_binaries(dir, "demo", &binaries, xtask::layout::Packing::Brotli)
+        .unwrap();
+    assert_eq!(n, scripts.len());
+}
+
+/// The packager ships one stream for all platforms: the first run unpacks
+/// this platform's binary (with Node's own zlib) and runs it; later runs
+/// use the unpacked binary.
 #[test]
 fn a_packed_binary_is_unpacked_once_and_run() {
     let dir = task_dir("packed", None);
     let script = "#!/bin/sh\necho packed-ran \"$@\"\nexit 3\n";
-    let packed = xtask::layout::brotli_compress(script.as_bytes()).unwrap();
-    std::fs::create_dir_all(dir.join("bin/linux-x64")).unwrap();
-    std::fs::write(dir.join("bin/linux-x64/demo.br"), &packed).unwrap();
+    pack(
+        &dir,
+        &[
+            ("linux-x64", script),
+            ("win32-x64", "MZ windows"),
+            ("darwin-arm64", "macho"),
+        ],
+    );
     let out = node(&dir).arg("a1").output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "packed-ran a1\n");
     assert_eq!(out.status.code(), Some(3));
     let unpacked = dir.join("bin/linux-x64/demo");
     assert_eq!(std::fs::read_to_string(&unpacked).unwrap(), script);
-    // No temporary file is left behind.
-    let names: Vec<String> = std::fs::read_dir(dir.join("bin/linux-x64"))
+    // Only this platform's binary is unpacked, and no temporary file is
+    // left behind.
+    let names: Vec<String> = std::fs::read_dir(dir.join("bin"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(
+        std::fs::read_dir(dir.join("bin/linux-x64"))
+            .unwrap()
+            .count(),
+        1
+    );
     // The second run does not unpack again.
-    std::fs::write(dir.join("bin/linux-x64/demo.br"), b"not brotli").unwrap();
+    std::fs::write(dir.join("bin/demo.br"), b"not brotli").unwrap();
     let out = node(&dir).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "packed-ran\n");
 
-    // A damaged archive fails the task with a clear message.
+    // A damaged stream fails the task with a clear message.
     std::fs::remove_file(&unpacked).unwrap();
     let out = node(&dir).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.starts_with("##vso[task.logissue type=error;]Cannot unpack ")
-            && text.contains("demo.br"),
+        text.starts_with(
+            "##vso[task.logissue type=error;]Cannot unpack the linux-x64 binary from "
+        ) && text.contains("demo.br"),
         "{text}"
     );
+}
+
+/// A platform the stream does not hold is named with those it does.
+#[test]
+fn a_packed_task_without_this_platform_names_the_ones_it_has() {
+    let dir = task_dir("packed-missing", None);
+    pack(&dir, &[("win32-x64", "MZ"), ("darwin-arm64", "macho")]);
+    let out = node(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with(
+            "##vso[task.logissue type=error;]Demo has no binary for this agent's platform linux-x64. Platforms shipped: darwin-arm64, win32-x64."
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// Two jobs on one agent start the same task at the same moment, before
+/// either has unpacked it: both run the right binary, nothing half-written
+/// is ever run, no temporary file is left.
+#[test]
+fn tasks_started_at_once_unpack_safely() {
+    let dir = task_dir("packed-race", None);
+    // A binary large enough that writing it takes a moment.
+    let script = format!(
+        "#!/bin/sh\necho raced\nexit 0\n#{}\n",
+        "x".repeat(4_000_000)
+    );
+    pack(&dir, &[("linux-x64", &script)]);
+    let children: Vec<_> = (0..6)
+        .map(|_| node(&dir).stdout(Stdio::piped()).spawn().unwrap())
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "raced\n");
+        assert_eq!(out.status.code(), Some(0));
+    }
+    let names: Vec<String> = std::fs::read_dir(dir.join("bin/linux-x64"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["demo"]);
 }
 
 /// A read-only task folder (made immutable with `chattr +i`, which binds
@@ -196,10 +268,8 @@ fn a_read_only_task_folder_unpacks_into_a_private_temp_folder() {
     use std::os::unix::fs::PermissionsExt;
     let dir = task_dir("readonly", None);
     let script = "#!/bin/sh\necho private-ran\n";
-    let packed = xtask::layout::brotli_compress(script.as_bytes()).unwrap();
-    let bin = dir.join("bin/linux-x64");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::write(bin.join("demo.br"), &packed).unwrap();
+    pack(&dir, &[("linux-x64", script)]);
+    let bin = dir.join("bin");
     let locked = Command::new("chattr").arg("+i").arg(&bin).status();
     if !locked.is_ok_and(|s| s.success()) {
         eprintln!("skipped: chattr +i is not available here");

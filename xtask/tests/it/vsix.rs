@@ -85,7 +85,11 @@ fn the_vsix_is_deterministic_and_stamped() {
         );
         assert!(e.contains_key(&format!("{base}/run.js")));
         assert!(e.contains_key(&format!("{base}/icon.png")));
-        assert!(e.contains_key(&format!("{base}/bin/linux-x64/{}.br", task.binary)));
+        assert!(e.contains_key(&format!("{base}/bin/{}.br", task.binary)));
+        let index: serde_json::Value =
+            serde_json::from_slice(&e[&format!("{base}/bin/index.json")]).unwrap();
+        assert_eq!(index["stream"], format!("{}.br", task.binary));
+        assert_eq!(index["platforms"]["linux-x64"]["file"], task.binary);
     }
     let vsixmanifest = String::from_utf8_lossy(&e["extension.vsixmanifest"]).into_owned();
     assert!(

@@ -45,7 +45,7 @@ fn a_tree_is_uploaded_with_keys_under_the_target_folder() {
         .find(|c| c.is("task.uploadsummary"))
         .expect("a summary");
     assert!(
-        std::fs::read_to_string(&summary.message)
+        std::fs::read_to_string(test_support::platform::host_path(&summary.message))
             .unwrap()
             .contains("| files uploaded | 5 |")
     );

@@ -1,0 +1,160 @@
+//! Running a task as another agent platform would: the Windows binary
+//! through Windows `node.exe` and the real launcher under Wine, the Linux
+//! arm64 binary under qemu. `cargo xtask test --platform P` builds that
+//! platform's binaries and runs a task's integration tests with these
+//! variables set; every `TaskEnv::run` then runs the other platform's
+//! binary, and the tests assert the same state in moto.
+//!
+//! - `TASK_TEST_PLATFORM`: `win32-x64` or `linux-arm64` (unset: the host's
+//!   own binary, run directly);
+//! - `TASK_TEST_BINARIES`: the folder with that platform's binaries;
+//! - for Windows: `TASK_TEST_WINE` (Wine's loader), `TASK_TEST_WINEPREFIX`,
+//!   `TASK_TEST_NODE` (Windows `node.exe`), `TASK_TEST_LAUNCHER` (`run.js`);
+//! - for arm64: `TASK_TEST_QEMU` and `TASK_TEST_QEMU_SYSROOT` (arm64 glibc).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set (cargo xtask test sets it)"))
+}
+
+/// The platform the task binaries are run as, when it is not the host.
+pub fn platform() -> Option<String> {
+    std::env::var("TASK_TEST_PLATFORM")
+        .ok()
+        .filter(|p| !p.is_empty())
+}
+
+/// A path as the task sees it: on Windows, `/tmp/x/y` is `Z:\tmp\x\y`
+/// (Wine maps the Linux root to drive Z:), as a Windows agent would pass
+/// a path with backslashes and a drive letter.
+pub fn task_path(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    if platform().as_deref() == Some("win32-x64") && text.starts_with('/') {
+        format!("Z:{}", text.replace('/', "\\"))
+    } else {
+        text.into_owned()
+    }
+}
+
+/// A path the task printed, as this machine sees it (`Z:\tmp\x` is
+/// `/tmp/x`).
+pub fn host_path(printed: &str) -> PathBuf {
+    match printed
+        .strip_prefix("Z:")
+        .or_else(|| printed.strip_prefix("z:"))
+    {
+        Some(rest) if platform().as_deref() == Some("win32-x64") => {
+            PathBuf::from(rest.replace('\\', "/"))
+        }
+        _ => PathBuf::from(printed),
+    }
+}
+
+/// The agent's temporary folder for the tasks of this test process
+/// (`AGENT_TEMPDIRECTORY`; the agent always sets it).
+pub(crate) fn agent_temp() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(crate::unique("agent-temp"));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    })
+}
+
+/// An input value as the agent on the platform would pass it: absolute
+/// paths of this machine in Windows form for Windows.
+pub(crate) fn task_value(value: &str) -> String {
+    let path = Path::new(value);
+    let local_path = value.starts_with('/')
+        && !value.contains('\n')
+        && (path.exists() || path.parent().is_some_and(Path::exists));
+    if local_path {
+        task_path(path)
+    } else {
+        value.to_string()
+    }
+}
+
+/// How to run a binary as the platform would.
+pub(crate) struct Launch {
+    pub cmd: Command,
+    /// Variables of the runner itself, set after the task's environment.
+    pub env: Vec<(&'static str, String)>,
+    /// Whether its output must go to files (Wine's Windows node cannot
+    /// write to a pipe).
+    pub to_files: bool,
+}
+
+/// The command that runs `binary` (a host binary's path; its file name
+/// picks the other platform's build) as the platform would.
+pub(crate) fn command(binary: &Path) -> Launch {
+    let Some(platform) = platform() else {
+        return Launch {
+            cmd: Command::new(binary),
+            env: Vec::new(),
+            to_files: false,
+        };
+    };
+    let name = binary
+        .file_name()
+        .expect("a binary path")
+        .to_string_lossy()
+        .into_owned();
+    let dir = PathBuf::from(var("TASK_TEST_BINARIES"));
+    match platform.as_str() {
+        "win32-x64" => {
+            let task = windows_task_folder(&dir, &name);
+            let mut cmd = Command::new(var("TASK_TEST_WINE"));
+            cmd.arg(var("TASK_TEST_NODE"))
+                .arg(task_path(&task.join("run.js")));
+            Launch {
+                cmd,
+                env: vec![
+                    ("WINEPREFIX", var("TASK_TEST_WINEPREFIX")),
+                    ("WINEDEBUG", "-all".to_string()),
+                ],
+                to_files: true,
+            }
+        }
+        "linux-arm64" => {
+            let mut cmd = Command::new(var("TASK_TEST_QEMU"));
+            cmd.arg("-L")
+                .arg(var("TASK_TEST_QEMU_SYSROOT"))
+                .arg(dir.join(&name));
+            Launch {
+                cmd,
+                env: Vec::new(),
+                to_files: false,
+            }
+        }
+        other => panic!("TASK_TEST_PLATFORM={other} is not a platform these tests run"),
+    }
+}
+
+/// A task folder as the agent lays it out on Windows: the launcher, a
+/// task.json naming the binary, and `bin/win32-x64/<name>.exe`.
+fn windows_task_folder(binaries: &Path, name: &str) -> PathBuf {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static FOLDERS: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let mut folders = FOLDERS.get_or_init(Default::default).lock().unwrap();
+    if let Some(task) = folders.get(name) {
+        return task.clone();
+    }
+    let task = std::env::temp_dir().join(crate::unique(&format!("win-task-{name}")));
+    let bin = task.join("bin").join("win32-x64");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(var("TASK_TEST_LAUNCHER"), task.join("run.js")).unwrap();
+    std::fs::write(
+        task.join("task.json"),
+        serde_json::json!({ "name": name }).to_string(),
+    )
+    .unwrap();
+    let exe = format!("{name}.exe");
+    std::fs::copy(binaries.join(&exe), bin.join(&exe))
+        .unwrap_or_else(|e| panic!("{}: {e}", binaries.join(&exe).display()));
+    folders.insert(name.to_string(), task.clone());
+    task
+}

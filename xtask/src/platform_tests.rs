@@ -1,0 +1,105 @@
+//! A task's integration tests, run against another platform's build of the
+//! task: the Windows binary through Windows Node and the launcher under
+//! Wine, the Linux arm64 binary under qemu (`test_support::platform`).
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::layout;
+use crate::platforms;
+use crate::toolchains::{self, Runners};
+use crate::tools;
+
+/// What `cargo xtask test` runs on every run (CI): one task per platform.
+pub const EVERY_RUN: &[(&str, &[&str])] = &[
+    ("win32-x64", &["s3upload"]),
+    ("linux-arm64", &["secretsmanagergetsecret"]),
+];
+
+/// What `cargo xtask test --all-platforms` runs besides.
+pub const ALL: &[(&str, &[&str])] = &[
+    (
+        "win32-x64",
+        &[
+            "s3upload",
+            "s3download",
+            "secretsmanagergetsecret",
+            "cloudformationcreateorupdatestack",
+        ],
+    ),
+    ("linux-arm64", &["s3upload", "secretsmanagergetsecret"]),
+];
+
+/// Tests that cannot run as another platform, and why. Each is named
+/// exactly (libtest `--skip NAME --exact`).
+pub const HOST_ONLY: &[(&str, &str)] = &[
+    (
+        "upload::symlinked_files_are_followed",
+        "the links are Unix symlinks: Wine shows working ones as plain files and hides broken ones, so it cannot stand for NTFS links",
+    ),
+    (
+        "faults::a_cancelled_multipart_upload_is_aborted",
+        "it starts the host binary itself and sends it SIGTERM; a Windows agent cancels with a console Ctrl-C instead",
+    ),
+];
+
+/// Builds `packages` for `platform` and runs their integration tests with
+/// that build (moto at `moto`).
+pub fn run(root: &Path, platform: &str, packages: &[&str], moto: &str) -> Result<()> {
+    let p = platforms::by_name(platform)?;
+    if !["win32-x64", "linux-arm64"].contains(&platform) {
+        bail!("{platform} binaries cannot be run on this machine");
+    }
+    toolchains::install(root, true)?;
+    let runners = Runners::find(root)?;
+    let tasks: Vec<layout::TaskSource> = layout::tasks(root)?
+        .into_iter()
+        .filter(|t| packages.contains(&t.binary.as_str()))
+        .collect();
+    if tasks.len() != packages.len() {
+        bail!("not every one of {packages:?} is a task");
+    }
+    let bins = platforms::build(root, &tasks, p, "cross-test", false)?;
+    let dir = bins
+        .values()
+        .next()
+        .and_then(|b| b.parent())
+        .context("no binary built")?
+        .to_path_buf();
+    let mut cmd = Command::new(tools::cargo());
+    cmd.current_dir(root).args(["test", "--no-fail-fast"]);
+    for pkg in packages {
+        cmd.args(["-p", pkg]);
+    }
+    cmd.args(["--test", "it", "--"]);
+    for (name, _why) in HOST_ONLY {
+        cmd.args(["--skip", name]);
+    }
+    if !HOST_ONLY.is_empty() {
+        cmd.arg("--exact");
+    }
+    cmd.env("MOTO_ENDPOINT", moto)
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("TASK_TEST_PLATFORM", platform)
+        .env("TASK_TEST_BINARIES", &dir)
+        .env("TASK_TEST_WINE", &runners.wine)
+        .env("TASK_TEST_WINEPREFIX", &runners.wine_prefix)
+        .env("TASK_TEST_NODE", &runners.windows_node)
+        .env("TASK_TEST_LAUNCHER", root.join("tasks/launcher/run.js"))
+        .env("TASK_TEST_QEMU", &runners.qemu)
+        .env("TASK_TEST_QEMU_SYSROOT", &runners.arm64_sysroot);
+    println!(
+        "xtask: the tests of {} with the {platform} binaries",
+        packages.join(", ")
+    );
+    let status = cmd.status().context("running cargo test")?;
+    if !status.success() {
+        bail!(
+            "{platform}: tests of {} failed ({status})",
+            packages.join(", ")
+        );
+    }
+    Ok(())
+}
