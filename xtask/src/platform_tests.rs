@@ -34,16 +34,10 @@ pub const ALL: &[(&str, &[&str])] = &[
 
 /// Tests that cannot run as another platform, and why. Each is named
 /// exactly (libtest `--skip NAME --exact`).
-pub const HOST_ONLY: &[(&str, &str)] = &[
-    (
-        "upload::symlinked_files_are_followed",
-        "the links are Unix symlinks: Wine shows working ones as plain files and hides broken ones, so it cannot stand for NTFS links",
-    ),
-    (
-        "faults::a_cancelled_multipart_upload_is_aborted",
-        "it starts the host binary itself and sends it SIGTERM; a Windows agent cancels with a console Ctrl-C instead",
-    ),
-];
+pub const HOST_ONLY: &[(&str, &str)] = &[(
+    "upload::symlinked_files_are_followed",
+    "the links are Unix symlinks: Wine shows working ones as plain files and hides broken ones, so it cannot stand for NTFS links",
+)];
 
 /// Builds `packages` for `platform` and runs their integration tests with
 /// that build (moto at `moto`).

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::run::{TaskRun, run_task};
+use crate::run::{RunningTask, TaskRun, run_task, spawn_task};
 
 /// Environment pairs for one task run, built like a pipeline step.
 #[derive(Default, Clone, Debug)]
@@ -64,5 +64,10 @@ impl TaskEnv {
 
     pub fn run(&self, binary: &Path) -> TaskRun {
         run_task(binary, &self.0)
+    }
+
+    /// Starts the task without waiting (to cancel it, say).
+    pub fn spawn(&self, binary: &Path) -> RunningTask {
+        spawn_task(binary, &self.0)
     }
 }

@@ -15,7 +15,7 @@ pub use aws::{REGION, block_on, sdk_config};
 pub use env::TaskEnv;
 pub use http::{HttpServer, Request, Response, faulty_proxy, recording_proxy};
 pub use proxy::ForwardProxy;
-pub use run::{TaskRun, assert_no_leaks, run_task};
+pub use run::{RunningTask, TaskRun, assert_no_leaks, run_task, spawn_task};
 pub use tls::{ServerCert, TestCa, tls_front};
 
 /// The moto server started by `cargo xtask test` (`MOTO_ENDPOINT`).

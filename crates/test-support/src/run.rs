@@ -1,6 +1,7 @@
 //! Running a task binary the way the agent does, and reading its log.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Child;
 
 use vsts_task::command::{Command as VsoCommand, parse};
 
@@ -131,10 +132,32 @@ impl TaskRun {
 /// `cargo xtask test --platform P` it runs that platform's build of the
 /// same binary instead, the way its agent would (`platform`).
 pub fn run_task(binary: &Path, env: &[(String, String)]) -> TaskRun {
+    spawn_task(binary, env).wait()
+}
+
+/// A task process started like the agent starts it, still running.
+pub struct RunningTask {
+    child: Child,
+    home: PathBuf,
+    /// Output files (Wine), or the threads reading the pipes.
+    output: Output,
+}
+
+enum Output {
+    Files(PathBuf, PathBuf),
+    Pipes(
+        std::thread::JoinHandle<Vec<u8>>,
+        std::thread::JoinHandle<Vec<u8>>,
+    ),
+}
+
+/// Starts `binary` like [`run_task`] does, without waiting for it.
+pub fn spawn_task(binary: &Path, env: &[(String, String)]) -> RunningTask {
+    use std::process::Stdio;
     let home = std::env::temp_dir().join(crate::unique("home"));
     std::fs::create_dir_all(&home).unwrap();
     let launch = crate::platform::command(binary);
-    let (mut cmd, to_files) = (launch.cmd, launch.to_files);
+    let mut cmd = launch.cmd;
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", &home)
@@ -155,27 +178,81 @@ pub fn run_task(binary: &Path, env: &[(String, String)]) -> TaskRun {
     for (k, v) in env {
         cmd.env(k, crate::platform::task_value(v));
     }
-    cmd.envs(launch.env);
-    let (stdout, stderr, code) = if to_files {
-        let out = home.join("stdout");
-        let err = home.join("stderr");
+    cmd.envs(launch.env).stdin(Stdio::null());
+    if launch.to_files {
+        let (out, err) = (home.join("stdout"), home.join("stderr"));
         cmd.stdout(std::fs::File::create(&out).unwrap())
             .stderr(std::fs::File::create(&err).unwrap());
-        let status = cmd.status().expect("the task runs");
-        (
-            std::fs::read(&out).unwrap(),
-            std::fs::read(&err).unwrap(),
-            status.code(),
-        )
+        let child = cmd.spawn().expect("the task starts");
+        RunningTask {
+            child,
+            home,
+            output: Output::Files(out, err),
+        }
     } else {
-        let out = cmd.output().expect("the task binary runs");
-        (out.stdout, out.stderr, out.status.code())
-    };
-    let _ = std::fs::remove_dir_all(&home);
-    TaskRun {
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        code,
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("the task binary starts");
+        let read = |mut r: Box<dyn std::io::Read + Send>| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let _ = r.read_to_end(&mut buf);
+                buf
+            })
+        };
+        let out = read(Box::new(child.stdout.take().unwrap()));
+        let err = read(Box::new(child.stderr.take().unwrap()));
+        RunningTask {
+            child,
+            home,
+            output: Output::Pipes(out, err),
+        }
+    }
+}
+
+impl RunningTask {
+    /// Cancels the step the way the agent does on Linux: SIGTERM to the
+    /// task (what the launcher passes on). Under Wine a signal to a process
+    /// without a Wine console ends it outright instead of raising the
+    /// console Ctrl-C that a Windows agent sends, so there is no Windows
+    /// equivalent here.
+    pub fn cancel(&self) {
+        assert_ne!(
+            crate::platform::platform().as_deref(),
+            Some("win32-x64"),
+            "Windows cancellation cannot be sent under Wine"
+        );
+        // SAFETY: kill has no memory preconditions.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+    }
+
+    /// Whether the process has ended.
+    pub fn finished(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_some()
+    }
+
+    /// Waits (at most two minutes) and returns what the task printed.
+    pub fn wait(mut self) -> TaskRun {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the task did not end within two minutes");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let (stdout, stderr) = match self.output {
+            Output::Files(out, err) => (std::fs::read(out).unwrap(), std::fs::read(err).unwrap()),
+            Output::Pipes(out, err) => (out.join().unwrap(), err.join().unwrap()),
+        };
+        let _ = std::fs::remove_dir_all(&self.home);
+        TaskRun {
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            code: status.code(),
+        }
     }
 }
 
