@@ -300,7 +300,7 @@ fn run(args: &[String]) -> Result<()> {
         .clone();
     let binaries = build::build(&root, std::slice::from_ref(&task), &[None], "dev")?;
     let dir = root.join("target/xtask/run").join(&task.name);
-    tools::stage_task(&root, &task, &binaries, &dir)?;
+    tools::stage_task(&root, &task, &binaries, &dir, layout::Packing::Plain)?;
     let code = run_task::run(&dir, &task, &run_args)?;
     if code != 0 {
         bail!("{} failed (exit code {code})", task.name);

@@ -62,6 +62,23 @@ pub fn run(root: &Path, platform: &str, packages: &[&str], moto: &str) -> Result
         .and_then(|b| b.parent())
         .context("no binary built")?
         .to_path_buf();
+    // Windows runs go through task folders as the packager ships them (one
+    // Brotli stream and its index), so Windows node unpacks them first.
+    let folders = root.join("target").join("platform-tests").join(platform);
+    for t in &tasks {
+        let binaries: layout::Binaries = [(
+            platform.to_string(),
+            [(t.binary.clone(), bins[&t.binary].clone())].into(),
+        )]
+        .into();
+        tools::stage_task(
+            root,
+            t,
+            &binaries,
+            &folders.join(&t.binary),
+            layout::Packing::Brotli,
+        )?;
+    }
     let mut cmd = Command::new(tools::cargo());
     cmd.current_dir(root).args(["test", "--no-fail-fast"]);
     for pkg in packages {
@@ -78,10 +95,10 @@ pub fn run(root: &Path, platform: &str, packages: &[&str], moto: &str) -> Result
         .env("NO_PROXY", "127.0.0.1,localhost")
         .env("TASK_TEST_PLATFORM", platform)
         .env("TASK_TEST_BINARIES", &dir)
+        .env("TASK_TEST_TASKS", &folders)
         .env("TASK_TEST_WINE", &runners.wine)
         .env("TASK_TEST_WINEPREFIX", &runners.wine_prefix)
         .env("TASK_TEST_NODE", &runners.windows_node)
-        .env("TASK_TEST_LAUNCHER", root.join("tasks/launcher/run.js"))
         .env("TASK_TEST_QEMU", &runners.qemu)
         .env("TASK_TEST_QEMU_SYSROOT", &runners.arm64_sysroot);
     println!(

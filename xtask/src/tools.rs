@@ -224,6 +224,7 @@ pub fn stage_task(
     task: &crate::layout::TaskSource,
     binaries: &crate::layout::Binaries,
     dest: &Path,
+    packing: crate::layout::Packing,
 ) -> Result<()> {
     use crate::layout;
     if dest.exists() {
@@ -234,7 +235,7 @@ pub fn stage_task(
     let json = layout::stamp_task_json(layout::read_json(&task.dir.join("task.json"))?, &version)?;
     layout::write_json(&dest.join("task.json"), &json)?;
     std::fs::copy(root.join("tasks/launcher/run.js"), dest.join("run.js"))?;
-    layout::ship_binaries(dest, &task.binary, binaries, layout::Packing::Plain)?;
+    layout::ship_binaries(dest, &task.binary, binaries, packing)?;
     Ok(())
 }
 
@@ -267,7 +268,7 @@ pub fn bench_startup(root: &Path) -> Result<()> {
     );
     for task in &tasks {
         let dir = root.join("target/xtask/bench").join(&task.name);
-        stage_task(root, task, &binaries, &dir)?;
+        stage_task(root, task, &binaries, &dir, layout::Packing::Plain)?;
         let script = dir.join("run.js");
         let (median, min) = time_median(ROUNDS, || {
             let out = Command::new("node")

@@ -9,7 +9,9 @@
 //!   own binary, run directly);
 //! - `TASK_TEST_BINARIES`: the folder with that platform's binaries;
 //! - for Windows: `TASK_TEST_WINE` (Wine's loader), `TASK_TEST_WINEPREFIX`,
-//!   `TASK_TEST_NODE` (Windows `node.exe`), `TASK_TEST_LAUNCHER` (`run.js`);
+//!   `TASK_TEST_NODE` (Windows `node.exe`), `TASK_TEST_TASKS` (a task folder
+//!   per binary, packed as the .vsix ships it: the launcher, task.json, and
+//!   the binary in a Brotli stream that the launcher unpacks on first run);
 //! - for arm64: `TASK_TEST_QEMU` and `TASK_TEST_QEMU_SYSROOT` (arm64 glibc).
 
 use std::path::{Path, PathBuf};
@@ -105,7 +107,7 @@ pub(crate) fn command(binary: &Path) -> Launch {
     let dir = PathBuf::from(var("TASK_TEST_BINARIES"));
     match platform.as_str() {
         "win32-x64" => {
-            let task = windows_task_folder(&dir, &name);
+            let task = windows_task_folder(&name);
             let mut cmd = Command::new(var("TASK_TEST_WINE"));
             cmd.arg(var("TASK_TEST_NODE"))
                 .arg(task_path(&task.join("run.js")));
@@ -133,9 +135,9 @@ pub(crate) fn command(binary: &Path) -> Launch {
     }
 }
 
-/// A task folder as the agent lays it out on Windows: the launcher, a
-/// task.json naming the binary, and `bin/win32-x64/<name>.exe`.
-fn windows_task_folder(binaries: &Path, name: &str) -> PathBuf {
+/// A fresh copy of the packed task folder, as the agent downloads it: the
+/// first run in each test process unpacks the binary with Windows node.
+fn windows_task_folder(name: &str) -> PathBuf {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
     static FOLDERS: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
@@ -143,18 +145,22 @@ fn windows_task_folder(binaries: &Path, name: &str) -> PathBuf {
     if let Some(task) = folders.get(name) {
         return task.clone();
     }
+    let from = PathBuf::from(var("TASK_TEST_TASKS")).join(name);
     let task = std::env::temp_dir().join(crate::unique(&format!("win-task-{name}")));
-    let bin = task.join("bin").join("win32-x64");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::copy(var("TASK_TEST_LAUNCHER"), task.join("run.js")).unwrap();
-    std::fs::write(
-        task.join("task.json"),
-        serde_json::json!({ "name": name }).to_string(),
-    )
-    .unwrap();
-    let exe = format!("{name}.exe");
-    std::fs::copy(binaries.join(&exe), bin.join(&exe))
-        .unwrap_or_else(|e| panic!("{}: {e}", binaries.join(&exe).display()));
+    copy_dir(&from, &task);
     folders.insert(name.to_string(), task.clone());
     task
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display())) {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
 }

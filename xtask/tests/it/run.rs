@@ -16,7 +16,7 @@ fn a_task_runs_through_the_launcher_with_agent_style_inputs() {
         .unwrap();
     let binaries = build::build(&root, std::slice::from_ref(&task), &[None], "dev").unwrap();
     let dir = crate::temp("run").join(&task.name);
-    tools::stage_task(&root, &task, &binaries, &dir).unwrap();
+    tools::stage_task(&root, &task, &binaries, &dir, xtask::layout::Packing::Plain).unwrap();
 
     let args = run_task::RunArgs::parse(&[
         task.name.clone(),
