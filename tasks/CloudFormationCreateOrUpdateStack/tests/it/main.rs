@@ -526,7 +526,7 @@ fn bad_input_fails_before_any_change() {
             deploy(&name, &d).input("templateParametersFile", bad_params.to_str().unwrap()),
             format!(
                 "templateParametersFile '{}' is neither valid JSON nor valid YAML",
-                bad_params.display()
+                test_support::platform::task_path(&bad_params)
             ),
         ),
         (
