@@ -13,8 +13,14 @@ use anyhow::{Context, Result, bail};
 /// Pinned: the tests know this version's behaviour and gaps.
 pub const MOTO_VERSION: &str = "5.2.5";
 
+/// The workspace. `cargo run` names xtask's folder at run time; the path
+/// compiled in is only a fallback (a binary reused from a build of another
+/// checkout, through a shared target folder, would point there).
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest
         .parent()
         .expect("xtask lives in the workspace")
         .to_path_buf()

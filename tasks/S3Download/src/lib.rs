@@ -1,8 +1,11 @@
 //! S3Download: objects under a key prefix to a folder on the agent.
 //!
-//! Lists past 1,000 keys, matches them with the same patterns as S3Upload,
-//! refuses keys that would land outside the target folder (`..`), checks
-//! `overwrite` for every file before downloading any, then downloads
+//! Lists past 1,000 keys, matches the part of each key after `sourceFolder`
+//! with the same patterns as S3Upload, and writes each object where the
+//! original task does: `targetFolder/<the object's full key>` (or
+//! `targetFolder/<its file name>` with `flattenFolders`). Keys that would
+//! land outside the target folder (`..`) are refused, `overwrite` is checked
+//! for every file before downloading any, then downloads run
 //! concurrently. Each object streams into a temporary file renamed into
 //! place, so a failed download never leaves a half-written file.
 
@@ -71,25 +74,46 @@ pub struct Fetch {
     pub dest: PathBuf,
 }
 
-/// Where a key lands, or an error when it would leave the target folder.
-pub fn destination(target: &Path, rel: &str, flatten: bool) -> Result<PathBuf> {
-    let rel = if flatten {
-        rel.rsplit('/').next().unwrap_or(rel)
-    } else {
-        rel
-    };
-    let mut out = target.to_path_buf();
-    for part in Path::new(rel).components() {
+/// Where a key lands: the full key under `target` (path separators and
+/// `.`/`..` resolved the way the original's `path.join` resolves them), or
+/// only its file name with `flatten`. An error when it would leave the
+/// target folder or has no file name.
+pub fn destination(target: &Path, key: &str, flatten: bool) -> Result<PathBuf> {
+    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
+    for part in Path::new(key).components() {
         match part {
-            Component::Normal(p) => out.push(p),
-            Component::CurDir => {}
-            _ => bail!("the key would be written outside the target folder"),
+            Component::Normal(p) => parts.push(p),
+            Component::CurDir | Component::RootDir => {}
+            Component::ParentDir => {
+                if parts.pop().is_none() {
+                    bail!("the key would be written outside the target folder");
+                }
+            }
+            Component::Prefix(_) => bail!("the key names a drive"),
         }
     }
-    if out == target {
+    if flatten {
+        parts = parts.last().copied().into_iter().collect();
+    }
+    if parts.is_empty() {
         bail!("the key has no file name");
     }
+    let mut out = target.to_path_buf();
+    out.extend(parts);
     Ok(out)
+}
+
+/// Zero-byte "folder" objects some tools create: `name/` (S3 console) and
+/// `name_$folder$` (older tools). The original skips the second kind and
+/// creates a folder for the first.
+fn folder_marker(key: &str) -> Option<bool> {
+    if key.ends_with("_$folder$") {
+        Some(false)
+    } else if key.ends_with('/') {
+        Some(true)
+    } else {
+        None
+    }
 }
 
 pub async fn run(task: Task) -> Result<()> {
@@ -134,19 +158,24 @@ pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
         }
     }
     let mut fetches = Vec::new();
+    let mut folders = Vec::new();
     let mut refused = Vec::new();
     for (key, size) in objects {
-        if key.ends_with('/') {
-            continue; // a folder marker
+        let marker = folder_marker(&key);
+        if marker == Some(false) || (marker == Some(true) && p.flatten) {
+            continue;
         }
+        // The patterns see the key below sourceFolder, as in the original;
+        // the file lands under the full key.
         let rel = key
             .strip_prefix(&prefix)
             .unwrap_or(&key)
             .trim_start_matches('/');
-        if !p.patterns.matches(rel) {
+        if rel.is_empty() || !p.patterns.matches(rel.trim_end_matches('/')) {
             continue;
         }
-        match destination(&p.target, rel, p.flatten) {
+        match destination(&p.target, &key, p.flatten) {
+            Ok(dest) if marker == Some(true) => folders.push(dest),
             Ok(dest) => fetches.push(Fetch { key, size, dest }),
             Err(e) => refused.push(format!("{key} ({e})")),
         }
@@ -159,7 +188,17 @@ pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
             refused.join(", ")
         );
     }
+    for dir in &folders {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     if fetches.is_empty() {
+        if !folders.is_empty() {
+            console.info(&format!(
+                "Created {} folder(s); no files matched.",
+                folders.len()
+            ));
+            return Ok(());
+        }
         console.warning(&format!(
             "No objects under s3://{}/{prefix} match the patterns of 'globExpressions'.",
             p.bucket
@@ -315,23 +354,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_cannot_escape_the_target() {
+    fn keys_land_under_their_full_name_and_cannot_escape() {
         let t = Path::new("/work/out");
-        assert_eq!(
-            destination(t, "a/b.txt", false).unwrap(),
-            Path::new("/work/out/a/b.txt")
-        );
-        assert_eq!(
-            destination(t, "a/b.txt", true).unwrap(),
-            Path::new("/work/out/b.txt")
-        );
-        assert_eq!(
-            destination(t, "./a.txt", false).unwrap(),
-            Path::new("/work/out/a.txt")
-        );
-        for bad in ["../x", "a/../../x", "/etc/passwd", "a/.."] {
+        let at = |key: &str, flat: bool| destination(t, key, flat).unwrap();
+        assert_eq!(at("a/b.txt", false), Path::new("/work/out/a/b.txt"));
+        assert_eq!(at("a/b.txt", true), Path::new("/work/out/b.txt"));
+        assert_eq!(at("./a.txt", false), Path::new("/work/out/a.txt"));
+        assert_eq!(at("/a.txt", false), Path::new("/work/out/a.txt"));
+        assert_eq!(at("a/../b.txt", false), Path::new("/work/out/b.txt"));
+        assert_eq!(at("a/b/", false), Path::new("/work/out/a/b"));
+        for bad in ["../x", "a/../../x", "a/..", ""] {
             assert!(destination(t, bad, false).is_err(), "{bad}");
         }
-        assert!(destination(t, "", false).is_err());
+    }
+
+    #[test]
+    fn folder_markers_of_both_kinds() {
+        assert_eq!(folder_marker("a/b/"), Some(true));
+        assert_eq!(folder_marker("a/b_$folder$"), Some(false));
+        assert_eq!(folder_marker("a/b"), None);
     }
 }

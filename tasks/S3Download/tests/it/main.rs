@@ -114,10 +114,15 @@ fn round_trip_through_both_tasks_is_byte_for_byte() {
         .input("sourceFolder", "rt")
         .run(bin())
         .assert_succeeded();
-    assert_eq!(files(&out), ["a.txt", "big/large.bin", "deep/er/b.bin"]);
+    // As the original: every object under its full key, sourceFolder included.
+    assert_eq!(
+        files(&out),
+        ["rt/a.txt", "rt/big/large.bin", "rt/deep/er/b.bin"]
+    );
     for rel in ["a.txt", "deep/er/b.bin", "big/large.bin"] {
         assert!(
-            std::fs::read(out.join(rel)).unwrap() == std::fs::read(src.join(rel)).unwrap(),
+            std::fs::read(out.join("rt").join(rel)).unwrap()
+                == std::fs::read(src.join(rel)).unwrap(),
             "{rel} differs"
         );
     }
@@ -164,7 +169,20 @@ fn patterns_flatten_and_folder_markers() {
         .input("globExpressions", "**/*.txt\n!other/**")
         .run(bin())
         .assert_succeeded();
-    assert_eq!(files(&out), ["keep/a.txt"]);
+    assert_eq!(files(&out), ["p/keep/a.txt"]);
+    let all = out_dir();
+    download(&b, &all)
+        .input("sourceFolder", "p")
+        .run(bin())
+        .assert_succeeded();
+    assert_eq!(
+        files(&all),
+        ["p/keep/a.txt", "p/keep/b.log", "p/other/c.txt"]
+    );
+    assert!(
+        all.join("p/folder").is_dir(),
+        "a folder marker makes a folder"
+    );
     let flat = out_dir();
     download(&b, &flat)
         .input("sourceFolder", "p")
@@ -172,6 +190,31 @@ fn patterns_flatten_and_folder_markers() {
         .run(bin())
         .assert_succeeded();
     assert_eq!(files(&flat), ["a.txt", "b.log", "c.txt"]);
+}
+
+/// The layout of the original task: `targetFolder/<full key>`, whatever the
+/// depth of `sourceFolder`; the patterns apply below it.
+#[test]
+fn nested_source_folders_keep_the_full_key() {
+    let b = bucket();
+    put(&b, "builds/2024/app/bin/x.dll", b"x");
+    put(&b, "builds/2024/app/readme.md", b"r");
+    put(&b, "builds/2024/other.txt", b"o");
+    put(&b, "builds/2024/app/old_$folder$", b"");
+    let out = out_dir();
+    download(&b, &out)
+        .input("sourceFolder", "builds/2024/app")
+        .input("globExpressions", "bin/**")
+        .run(bin())
+        .assert_succeeded();
+    assert_eq!(files(&out), ["builds/2024/app/bin/x.dll"]);
+    let flat = out_dir();
+    download(&b, &flat)
+        .input("sourceFolder", "builds/2024")
+        .input("flattenFolders", "true")
+        .run(bin())
+        .assert_succeeded();
+    assert_eq!(files(&flat), ["other.txt", "readme.md", "x.dll"]);
 }
 
 #[test]
@@ -199,10 +242,15 @@ fn overwrite_false_stops_before_downloading() {
         .input("overwrite", "false")
         .run(bin())
         .assert_failed_with("1 file(s) already exist and overwrite is false");
-    assert_eq!(files(&out), ["a.txt"]);
+    assert_eq!(files(&out), ["a.txt"], "nothing downloaded");
     assert_eq!(std::fs::read(out.join("a.txt")).unwrap(), b"old");
     download(&b, &out).run(bin()).assert_succeeded();
+    assert_eq!(files(&out), ["a.txt", "b.txt"]);
     assert_eq!(std::fs::read(out.join("a.txt")).unwrap(), b"new");
+    // A second run over the same layout, overwrite on by default.
+    put(&b, "a.txt", b"newer");
+    download(&b, &out).run(bin()).assert_succeeded();
+    assert_eq!(std::fs::read(out.join("a.txt")).unwrap(), b"newer");
 }
 
 #[test]
