@@ -152,12 +152,29 @@ impl<'a> Inputs<'a> {
         Ok(out)
     }
 
-    /// A path to an existing file.
+    /// A `filePath` input, `None` when the user left it empty. The agent
+    /// fills an empty `filePath` input with the sources folder (or the
+    /// default working folder in a release), so that value also reads as
+    /// "not set", as task-lib's `filePathSupplied` decides.
+    pub fn path(&self, name: &str) -> Option<PathBuf> {
+        let raw = self.get(name)?;
+        let filled_in = ["BUILD_SOURCESDIRECTORY", "SYSTEM_DEFAULTWORKINGDIRECTORY"]
+            .iter()
+            .filter_map(|var| self.env.get(var))
+            .any(|dir| same_path(&raw, &dir));
+        (!filled_in).then(|| PathBuf::from(raw))
+    }
+
+    /// A path to an existing file; `None` when not set (see [`Self::path`]).
     pub fn existing_file(&self, name: &str) -> InputResult<Option<PathBuf>> {
+        if self.path(name).is_none() {
+            return Ok(None);
+        }
         self.existing_path(name, false)
     }
 
-    /// A path to an existing folder.
+    /// A path to an existing folder. The sources folder is a folder a user
+    /// may mean, so here the agent's fill-in is taken as given.
     pub fn existing_dir(&self, name: &str) -> InputResult<Option<PathBuf>> {
         self.existing_path(name, true)
     }
@@ -178,6 +195,21 @@ impl<'a> Inputs<'a> {
             ))),
         }
     }
+}
+
+/// Two spellings of one folder: trailing separators aside, and ignoring case
+/// and separator style on Windows.
+fn same_path(a: &str, b: &str) -> bool {
+    let norm = |p: &str| {
+        let p = if cfg!(windows) {
+            p.replace('/', "\\").to_lowercase()
+        } else {
+            p.to_string()
+        };
+        p.trim_end_matches(['/', '\\']).to_string()
+    };
+    let (a, b) = (norm(a), norm(b));
+    !a.is_empty() && a == b
 }
 
 #[cfg(test)]
@@ -276,5 +308,27 @@ mod tests {
                 .0
                 .contains("Input 'nope'")
         );
+    }
+
+    /// The agent puts the sources folder (build) or the default working
+    /// folder (release) into a `filePath` input the user left empty.
+    #[test]
+    fn a_file_path_filled_in_by_the_agent_is_not_set() {
+        let e = env(&[
+            ("BUILD_SOURCESDIRECTORY", "/a/1/s"),
+            ("SYSTEM_DEFAULTWORKINGDIRECTORY", "/a/r1/a"),
+            ("INPUT_BUILD", "/a/1/s/"),
+            ("INPUT_RELEASE", "/a/r1/a"),
+            ("INPUT_GIVEN", "/a/1/s/template.yml"),
+            ("INPUT_EMPTY", ""),
+        ]);
+        let i = Inputs::new(&e);
+        assert_eq!(i.path("build"), None);
+        assert_eq!(i.path("release"), None);
+        assert_eq!(i.path("empty"), None);
+        assert_eq!(i.path("given"), Some(PathBuf::from("/a/1/s/template.yml")));
+        assert_eq!(i.existing_file("build"), Ok(None));
+        let only_workdir = env(&[("INPUT_X", "/w"), ("SYSTEM_DEFAULTWORKINGDIRECTORY", "/w")]);
+        assert_eq!(Inputs::new(&only_workdir).path("x"), None);
     }
 }

@@ -106,10 +106,9 @@ fn check_change_set_name(name: &str) -> Result<()> {
 
 /// A filePath input the agent fills with the working folder when it is
 /// left empty: a folder means "not given".
+/// A file input; the folder the agent fills in for an empty one is "not set".
 fn file_input(task: &Task, name: &str) -> Option<PathBuf> {
-    let raw = task.inputs().get(name)?;
-    let path = PathBuf::from(raw);
-    (!path.is_dir()).then_some(path)
+    task.inputs().path(name)
 }
 
 fn read_text(path: &Path, input: &str) -> Result<String> {

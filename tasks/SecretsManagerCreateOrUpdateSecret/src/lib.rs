@@ -39,7 +39,8 @@ impl Params {
             .pick("secretValueSource", &["inline", "file"])?
             .unwrap_or("inline");
         let inline = inputs.get("secretValue");
-        let file = inputs.get("secretValueFile");
+        // The agent fills an empty file input with the sources folder.
+        let file = inputs.path("secretValueFile");
         if inline.is_some() && file.is_some() {
             bail!(
                 "Inputs 'secretValue' and 'secretValueFile' are both set. Give the value inline or in a file, not both (secretValueSource is '{source}')."

@@ -56,7 +56,8 @@ pub fn deploy(stack: &str, dir: &Path) -> TaskEnv {
         .input("stackName", stack)
         .input("templateSource", "file")
         .input("templateFile", template.to_str().unwrap())
-        // As the agent passes an empty filePath input: the working folder.
+        // As the agent passes an empty filePath input: the sources folder.
+        .set("BUILD_SOURCESDIRECTORY", dir.to_str().unwrap())
         .input("templateParametersFile", dir.to_str().unwrap())
 }
 

@@ -244,6 +244,16 @@ fn error_cases_are_named() {
         .run(bin())
         .assert_failed_with("Input 'localZipFile'");
 
+    // Left empty, the agent passes the sources folder: not set, not "a
+    // folder is not a file".
+    let sources = std::env::temp_dir();
+    TaskEnv::moto()
+        .input("functionName", "f")
+        .set("BUILD_SOURCESDIRECTORY", sources.to_str().unwrap())
+        .input("localZipFile", sources.to_str().unwrap())
+        .run(bin())
+        .assert_failed_with("Input required: localZipFile (codeLocation is 'localfile')");
+
     let code = folder(&[("index.py", "x = 1\n")]);
     full(&unique("norole"), "no-such-role", &code)
         .run(bin())

@@ -115,6 +115,32 @@ fn updates_an_existing_secret_from_a_file() {
     );
 }
 
+/// On a real agent the file input the user left empty holds the sources
+/// folder: an inline value must still be accepted.
+#[test]
+fn an_inline_value_with_the_file_input_filled_in_by_the_agent() {
+    let name = unique("agentfill");
+    let sources = std::env::temp_dir().join(unique("s"));
+    std::fs::create_dir_all(&sources).unwrap();
+    let s = sources.to_str().unwrap();
+    step(&name)
+        .set("BUILD_SOURCESDIRECTORY", s)
+        .input("secretValue", "inline-value")
+        .input("secretValueFile", &format!("{s}/"))
+        .input("autoCreateSecret", "true")
+        .run(bin())
+        .assert_succeeded();
+    assert_eq!(read(&name).secret_string(), Some("inline-value"));
+    // A folder that is not the agent's fill-in is still an error.
+    let other = std::env::temp_dir();
+    step(&name)
+        .set("BUILD_SOURCESDIRECTORY", s)
+        .input("secretValueSource", "file")
+        .input("secretValueFile", other.to_str().unwrap())
+        .run(bin())
+        .assert_failed_with("is not a file");
+}
+
 #[test]
 fn a_missing_secret_without_auto_create_is_an_error() {
     let name = unique("absent");
