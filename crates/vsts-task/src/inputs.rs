@@ -161,7 +161,7 @@ impl<'a> Inputs<'a> {
         let filled_in = ["BUILD_SOURCESDIRECTORY", "SYSTEM_DEFAULTWORKINGDIRECTORY"]
             .iter()
             .filter_map(|var| self.env.get(var))
-            .any(|dir| same_path(&raw, &dir));
+            .any(|dir| same_path(&raw, dir));
         (!filled_in).then(|| PathBuf::from(raw))
     }
 
