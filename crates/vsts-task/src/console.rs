@@ -6,6 +6,9 @@
 //!   agent masks too; this is the second lock on the door);
 //! - plain text can never be taken for a command: `##vso[` inside it is
 //!   defused, so a file name or an S3 key cannot inject a logging command;
+//! - text from outside cannot start a line of its own: the agent splits
+//!   output on `\r` as well as `\n`, so both break plain text into lines
+//!   that are each defused, and both are escaped inside commands;
 //! - every command is one line, written and flushed whole.
 
 use std::io::{self, Write};
@@ -147,9 +150,10 @@ impl Console {
     /// A plain log line (several if `text` has newlines).
     pub fn info(&self, text: &str) {
         let mut inner = self.lock();
-        let text = inner.mask(text);
-        for line in text.split('\n') {
-            let line = defuse(line.trim_end_matches('\r'));
+        let text = inner.mask(text).replace("\r\n", "\n");
+        // The agent reads a lone CR as a line break too.
+        for line in text.split(['\n', '\r']) {
+            let line = defuse(line);
             inner.write_line(&line);
         }
     }
@@ -283,10 +287,21 @@ impl Inner {
 
 /// Makes plain text inert: the agent looks for `##vso[` anywhere in a line
 /// and treats `##[` at the start as formatting.
+/// Both in any letter case, and `##[` after leading blanks too.
 fn defuse(line: &str) -> String {
-    let mut line = line.replace("##vso[", "##vso\u{200B}[");
-    if line.starts_with("##[") {
-        line.insert(1, '\u{200B}');
+    let mut line = line.to_string();
+    let mut from = 0;
+    while let Some(at) = line.as_bytes()[from..]
+        .windows(6)
+        .position(|w| w.eq_ignore_ascii_case(b"##vso["))
+    {
+        let at = from + at + 5;
+        line.insert(at, '\u{200B}');
+        from = at + '\u{200B}'.len_utf8() + 1;
+    }
+    let start = line.len() - line.trim_start().len();
+    if line[start..].starts_with("##[") {
+        line.insert(start + 1, '\u{200B}');
     }
     line
 }
@@ -329,6 +344,69 @@ mod tests {
             assert!(parse(line).is_none(), "{line}");
             assert!(!line.starts_with("##["), "{line}");
         }
+    }
+
+    /// Hostile text (as a file name, an S3 key, a stack event reason or a
+    /// log tail could carry) through every kind of line: read as the agent
+    /// reads output, split on CR and LF, only the console's own commands
+    /// appear and no line starts a formatting tag.
+    #[test]
+    fn outside_text_cannot_start_a_line_of_its_own() {
+        let hostile = [
+            "a\r##vso[task.setvariable variable=x]y",
+            "a\r##[error]forged",
+            "a\n##[group]forged",
+            "a\r\n  ##[section]forged",
+            "x ##VSO[task.complete result=Failed]y",
+            "\r##vso[task.logissue type=error]z\r",
+            "%0D##[error]escaped CR",
+        ];
+        let (c, out) = Console::capture(true);
+        let mut expected = Vec::new();
+        for h in hostile {
+            c.info(h);
+            c.debug(h);
+            expected.push("task.debug");
+            c.warning(h);
+            expected.push("task.logissue");
+            c.error(h);
+            expected.push("task.logissue");
+            c.group(h);
+            c.end_group();
+            c.set_progress(50, h);
+            expected.push("task.setprogress");
+            c.upload_summary(Path::new(h));
+            expected.push("task.uploadsummary");
+            c.complete(TaskResult::Failed, h);
+            expected.push("task.complete");
+        }
+        let text = out.text();
+        let mut seen = Vec::new();
+        let (mut groups, mut end_groups) = (0, 0);
+        for line in text.split(['\r', '\n']) {
+            if let Some(cmd) = parse(line) {
+                assert!(line.starts_with("##vso["), "{line:?}");
+                seen.push(cmd.name.to_ascii_lowercase());
+                continue;
+            }
+            assert!(
+                !line.to_ascii_lowercase().contains("##vso["),
+                "an injected command: {line:?}"
+            );
+            if line.starts_with("##[group]") {
+                groups += 1;
+            } else if line == "##[endgroup]" {
+                end_groups += 1;
+            } else {
+                let tag = line.trim_start();
+                assert!(
+                    !tag.starts_with("##["),
+                    "a forged formatting line: {line:?}"
+                );
+            }
+        }
+        assert_eq!(seen, expected);
+        assert_eq!((groups, end_groups), (hostile.len(), hostile.len()));
     }
 
     #[test]
