@@ -134,28 +134,47 @@ fn app_name(task: &str) -> AppName {
         .expect("the product name is a valid app name")
 }
 
-/// Endpoint overrides must be URLs: the SDK panics on an empty one.
+/// An endpoint URL as the SDK needs it: `http` or `https`, a host, a port
+/// that exists, nothing after the path. `source` names where it came from
+/// ("Input 'endpointUrl'", "The environment variable AWS_ENDPOINT_URL", ...)
+/// and starts the error. Returns the value as given, trimmed.
+pub fn check_endpoint_url(value: &str, source: &str) -> Result<String> {
+    let value = value.trim();
+    let example = "a URL such as https://s3.example.com or http://127.0.0.1:9000";
+    let parsed = url::Url::parse(value).map_err(|e| {
+        anyhow::anyhow!("{source} is '{value}', which is not a valid URL ({e}): give {example}.")
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        anyhow::bail!(
+            "{source} is '{value}': the scheme must be http or https, not '{}'. Give {example}.",
+            parsed.scheme()
+        );
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        anyhow::bail!("{source} is '{value}', which has no host name: give {example}.");
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        anyhow::bail!("{source} is '{value}': an endpoint takes no query (?) or fragment (#).");
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        anyhow::bail!(
+            "{source} has a user name or password in it: an AWS endpoint takes none (credentials come from the service connection)."
+        );
+    }
+    Ok(value.to_string())
+}
+
+/// Endpoint overrides must be URLs: the SDK panics on an empty one, and
+/// reads a port it cannot parse as no port at all.
 fn check_endpoint_settings(task: &Task, from_connection: Option<&str>) -> Result<()> {
-    let is_url = |v: &str| {
-        let v = v.trim();
-        (v.starts_with("http://") || v.starts_with("https://")) && v.len() > "https://".len()
-    };
     for (name, value) in task.env.iter() {
         let upper = name.to_ascii_uppercase();
-        if (upper == "AWS_ENDPOINT_URL" || upper.starts_with("AWS_ENDPOINT_URL_")) && !is_url(value)
-        {
-            anyhow::bail!(
-                "The environment variable {name} is set to '{value}', which is not a URL. \
-                 Unset it, or give an endpoint such as https://s3.example.com."
-            );
+        if upper == "AWS_ENDPOINT_URL" || upper.starts_with("AWS_ENDPOINT_URL_") {
+            check_endpoint_url(value, &format!("The environment variable {name}"))?;
         }
     }
-    if let Some(url) = from_connection
-        && !is_url(url)
-    {
-        anyhow::bail!(
-            "The service connection's endpointUrl '{url}' is not a URL (it must start with http:// or https://)."
-        );
+    if let Some(url) = from_connection {
+        check_endpoint_url(url, "The service connection's endpointUrl")?;
     }
     Ok(())
 }

@@ -42,10 +42,7 @@ pub fn endpoint_input(task: &Task) -> Result<Option<String>> {
     let Some(url) = task.inputs().get("endpointUrl") else {
         return Ok(None);
     };
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        bail!("Input 'endpointUrl': '{url}' is not a URL (it must start with http:// or https://)");
-    }
-    Ok(Some(url))
+    vsts_aws_common::check_endpoint_url(&url, "Input 'endpointUrl'").map(Some)
 }
 
 /// A customer-provided key (SSE-C), given as 64 hex digits like the

@@ -439,12 +439,21 @@ fn an_empty_or_malformed_endpoint_setting_is_an_error_not_a_panic() {
         .set("AWS_ENDPOINT_URL", "")
         .run()
         .assert_failed_with(
-            "The environment variable AWS_ENDPOINT_URL is set to '', which is not a URL",
+            "The environment variable AWS_ENDPOINT_URL is '', which is not a valid URL",
         );
     keys.clone()
         .set("AWS_ENDPOINT_URL_STS", "localhost:4566")
         .run()
-        .assert_failed_with("AWS_ENDPOINT_URL_STS is set to 'localhost:4566'");
+        .assert_failed_with(
+            "AWS_ENDPOINT_URL_STS is 'localhost:4566': the scheme must be http or https, not 'localhost'",
+        );
+    // A port that does not exist is an error, not port 80.
+    keys.clone()
+        .set("AWS_ENDPOINT_URL", "http://127.0.0.1:99999")
+        .run()
+        .assert_failed_with(
+            "AWS_ENDPOINT_URL is 'http://127.0.0.1:99999', which is not a valid URL (invalid port number)",
+        );
     E::new()
         .connection(&[
             ("username", "AKIAEMPTY000000002"),
@@ -453,5 +462,16 @@ fn an_empty_or_malformed_endpoint_setting_is_an_error_not_a_panic() {
         .set(&format!("ENDPOINT_DATA_{CONN}_ENDPOINTURL"), "s3.local")
         .region("eu-west-1")
         .run()
-        .assert_failed_with("The service connection's endpointUrl 's3.local' is not a URL");
+        .assert_failed_with(
+            "The service connection's endpointUrl is 's3.local', which is not a valid URL",
+        );
+    E::new()
+        .connection(&[
+            ("username", "AKIAEMPTY000000003"),
+            ("password", "empty-secret"),
+        ])
+        .set(&format!("ENDPOINT_DATA_{CONN}_ENDPOINTURL"), "https://s3.local:70000")
+        .region("eu-west-1")
+        .run()
+        .assert_failed_with("endpointUrl is 'https://s3.local:70000', which is not a valid URL (invalid port number)");
 }

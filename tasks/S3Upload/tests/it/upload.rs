@@ -194,7 +194,11 @@ fn bad_inputs_name_the_input() {
         ),
         (
             upload(&b, &src).input("endpointUrl", "minio:9000"),
-            "Input 'endpointUrl': 'minio:9000' is not a URL",
+            "Input 'endpointUrl' is 'minio:9000': the scheme must be http or https",
+        ),
+        (
+            upload(&b, &src).input("endpointUrl", "http://127.0.0.1:99999"),
+            "Input 'endpointUrl' is 'http://127.0.0.1:99999', which is not a valid URL (invalid port number)",
         ),
         (upload("", &src), "Input required: bucketName"),
     ];
