@@ -64,6 +64,30 @@ pub const STORAGE_CLASSES: &[&str] = &[
 
 pub const DEFAULT_CONCURRENCY: i64 = 32;
 
+/// The key prefix, as the original's `path.join` gives it: `\\` is a
+/// separator on Windows, `.` and inner `..` segments are resolved when the
+/// keys are made; a `..` that would climb above the bucket root is refused.
+pub fn target_folder(raw: String) -> Result<String> {
+    let target = if cfg!(windows) {
+        raw.replace('\\', "/")
+    } else {
+        raw
+    };
+    let mut depth = 0usize;
+    for seg in target.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." if depth == 0 => bail!(
+                "Input 'targetFolder': '{target}' climbs above the root of the bucket ('..'). \
+                 Give a key prefix inside the bucket, such as 'site/v1'."
+            ),
+            ".." => depth -= 1,
+            _ => depth += 1,
+        }
+    }
+    Ok(target)
+}
+
 impl Params {
     pub fn from_task(task: &Task) -> Result<Self> {
         let inputs = task.inputs();
@@ -145,7 +169,7 @@ impl Params {
             bucket,
             source,
             patterns,
-            target: inputs.get("targetFolder").unwrap_or_default(),
+            target: target_folder(inputs.get("targetFolder").unwrap_or_default())?,
             acl,
             create_bucket: inputs.bool("createBucket"),
             sse,

@@ -201,6 +201,14 @@ fn bad_inputs_name_the_input() {
             "Input 'endpointUrl' is 'http://127.0.0.1:99999', which is not a valid URL (invalid port number)",
         ),
         (upload("", &src), "Input required: bucketName"),
+        (
+            upload(&b, &src).input("targetFolder", "../site"),
+            "Input 'targetFolder': '../site' climbs above the root of the bucket",
+        ),
+        (
+            upload(&b, &src).input("targetFolder", "a/./../../site"),
+            "Input 'targetFolder': 'a/./../../site' climbs above the root",
+        ),
     ];
     for (env, want) in cases {
         env.run(bin()).assert_failed_with(want);
@@ -278,4 +286,17 @@ fn every_part_carries_its_crc32() {
         assert!(part.body == big[start..end], "part {n} body");
     }
     assert!(get(&b, "big.bin") == big);
+}
+
+/// Inner `.` and `..` in the target folder resolve as the original's
+/// `path.join` resolves them.
+#[test]
+fn inner_dot_segments_of_the_target_folder_are_resolved() {
+    let b = bucket();
+    let src = tree(&[("a.txt", b"a"), ("sub/b.txt", b"b")]);
+    upload(&b, &src)
+        .input("targetFolder", "site/./old/../v2/")
+        .run(bin())
+        .assert_succeeded();
+    assert_eq!(keys(&b), ["site/v2/a.txt", "site/v2/sub/b.txt"]);
 }
