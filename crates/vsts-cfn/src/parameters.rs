@@ -296,6 +296,9 @@ fn from_map(entries: &[(Node, Node)], source: &str) -> Result<Vec<Parameter>> {
 /// example "templateParametersFile 'params.json'").
 pub fn parse(text: &str, source: &str) -> Result<Vec<Parameter>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // The YAML parser ends the document at a NUL: "A: 1\0B: 2" would be one
+    // parameter, and a binary file none at all.
+    vsts_task::text::check_text(text, source).map_err(anyhow::Error::msg)?;
     let params = match parse_tree(text, source)? {
         None => Vec::new(),
         Some(n) if n.is_null() => Vec::new(),
@@ -431,6 +434,9 @@ mod tests {
         assert!(e.contains("line 1: parameter 'A' has no value"), "{e}");
         let e = err("just text");
         assert!(e.contains("expected a list"), "{e}");
+        let e = err("A: 1\0B: 2");
+        assert!(e.contains("control character at line 1, column 5"), "{e}");
+        assert!(err("\0\0\0").contains("is not a text file"));
         let e = err("A: 1\nA: 2\n");
         assert!(e.contains("'A' is given more than once"), "{e}");
         let e = err("- ParameterKey: A\n  ParameterValue: x\n  UsePreviousValue: true\n");

@@ -12,6 +12,7 @@ mod console;
 mod endpoint;
 mod env;
 mod inputs;
+pub mod text;
 mod variables;
 
 use std::future::Future;

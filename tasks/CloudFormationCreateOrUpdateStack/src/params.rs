@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use aws_sdk_cloudformation::types::{
     Capability, OnFailure, RollbackConfiguration, RollbackTrigger, Tag,
 };
@@ -111,15 +111,10 @@ fn file_input(task: &Task, name: &str) -> Option<PathBuf> {
     task.inputs().path(name)
 }
 
+/// UTF-8 text without control characters (a YAML parser would stop at a
+/// NUL and deploy what came before it).
 fn read_text(path: &Path, input: &str) -> Result<String> {
-    if !path.exists() {
-        bail!(
-            "Input '{input}': the file '{}' does not exist",
-            path.display()
-        );
-    }
-    std::fs::read_to_string(path)
-        .with_context(|| format!("Input '{input}': reading '{}'", path.display()))
+    vsts_task::text::read_text_file(path, input).map_err(anyhow::Error::msg)
 }
 
 fn template(task: &Task) -> Result<Template> {

@@ -512,6 +512,10 @@ fn bad_input_fails_before_any_change() {
         "[\n  {\"ParameterKey\": \"Env\", \"ParameterValue\": \"x\"},\n  {\"ParameterKey\": \"Version\" \"ParameterValue\": \"1\"}\n]\n",
     );
     let typo = write(&d, "typo.yml", "- ParameterKey: Env\n  ParameterVaule: x\n");
+    // A YAML parser ends the document at NUL: this was read as "Env: x" only.
+    let nul = write(&d, "nul.yml", "Env: x\n\0Version: 1\n");
+    let binary = d.join("binary.json");
+    std::fs::write(&binary, [0x00, 0x01, 0xfe, 0xff, 0x10]).unwrap();
     let big = write(
         &d,
         "big.yml",
@@ -535,6 +539,20 @@ fn bad_input_fails_before_any_change() {
             format!(
                 "templateParametersFile '{}', line 2: entry 1 has an unknown field 'ParameterVaule'",
                 typo.display()
+            ),
+        ),
+        (
+            deploy(&name, &d).input("templateParametersFile", nul.to_str().unwrap()),
+            format!(
+                "Input 'templateParametersFile': '{}' is not a text file: it has a control character at line 2, column 1 (U+0000)",
+                test_support::platform::task_path(&nul)
+            ),
+        ),
+        (
+            deploy(&name, &d).input("templateParametersFile", binary.to_str().unwrap()),
+            format!(
+                "Input 'templateParametersFile': '{}' is not UTF-8 text (an invalid byte on line 1)",
+                test_support::platform::task_path(&binary)
             ),
         ),
         (
