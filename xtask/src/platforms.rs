@@ -148,6 +148,15 @@ impl Platform {
         if !self.name.starts_with("win32") {
             flags.push("-Cforce-unwind-tables=no".to_string());
         }
+        // Panic locations (file, line) are dropped, and derived `Debug`
+        // prints the type or variant name only: SecretsManagerGetSecret for
+        // linux-x64 went from 3.02 to 2.69 MB. Messages shown to users use
+        // `Display` (tests of the shipped binaries under Wine and qemu run
+        // with these flags). `--native` builds use a stable compiler.
+        if !native {
+            flags.push("-Zlocation-detail=none".to_string());
+            flags.push("-Zfmt-debug=shallow".to_string());
+        }
         if self.name.starts_with("darwin") && !native {
             let dir = macos_stubs(root)?;
             flags.push(format!("-Clink-arg=-F{}", dir.display()));

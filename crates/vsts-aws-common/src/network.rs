@@ -198,7 +198,7 @@ fn read_ca_bundle(path: &str) -> Result<(Vec<u8>, usize)> {
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| {
-            anyhow!("The agent's CA certificate file (AGENT_CAINFO) '{path}' is not a valid PEM bundle: {e:?}")
+            anyhow!("The agent's CA certificate file (AGENT_CAINFO) '{path}' is not a valid PEM bundle: {e}")
         })?;
     if certs.is_empty() {
         bail!(

@@ -523,22 +523,25 @@ pub async fn wait(
                 .unwrap_or("no reason given");
             bail!("Lambda reports the update of '{function}' failed: {reason}");
         }
+        // Spelled as Lambda spells them (Debug output is shallow in release).
+        let shown_state = state.as_ref().map_or("-", |s| s.as_str());
+        let shown_update = update.as_ref().map_or("-", |u| u.as_str());
         let active = matches!(state, None | Some(State::Active));
         let settled = !matches!(update, Some(LastUpdateStatus::InProgress));
         if active && settled {
             console.debug(&format!(
-                "{function}: state {state:?}, last update {update:?}"
+                "{function}: state {shown_state}, last update {shown_update}"
             ));
             return Ok(());
         }
         if start.elapsed() > WAIT_LIMIT {
             bail!(
-                "'{function}' is still {state:?} / {update:?} after {} s.",
+                "'{function}' is still {shown_state} / {shown_update} after {} s.",
                 WAIT_LIMIT.as_secs()
             );
         }
         console.info(&format!(
-            "Waiting for {function}: state {state:?}, last update {update:?}"
+            "Waiting for {function}: state {shown_state}, last update {shown_update}"
         ));
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));
