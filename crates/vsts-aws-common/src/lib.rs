@@ -134,6 +134,22 @@ fn app_name(task: &str) -> AppName {
         .expect("the product name is a valid app name")
 }
 
+/// The inputs every task has: the region (an editable pick list) and the
+/// service connection.
+pub const COMMON_INPUT_LIMITS: &[vsts_task::Limit] = &[
+    vsts_task::line("regionName", 64, "a region code such as us-east-1"),
+    vsts_task::line("awsCredentials", 256, "a service connection ID"),
+];
+
+/// Checks the common inputs and the task's own `limits`, before anything
+/// else runs: an error names the input and its limit.
+pub fn check_inputs(task: &Task, limits: &[vsts_task::Limit]) -> Result<()> {
+    let inputs = task.inputs();
+    inputs.check_limits(COMMON_INPUT_LIMITS)?;
+    inputs.check_limits(limits)?;
+    Ok(())
+}
+
 /// An endpoint URL as the SDK needs it: `http` or `https`, a host, a port
 /// that exists, nothing after the path. `source` names where it came from
 /// ("Input 'endpointUrl'", "The environment variable AWS_ENDPOINT_URL", ...)

@@ -12,6 +12,7 @@ mod console;
 mod endpoint;
 mod env;
 mod inputs;
+pub mod limits;
 pub mod text;
 mod variables;
 
@@ -22,6 +23,7 @@ pub use console::{Captured, Console, TaskResult, VariableOptions};
 pub use endpoint::Endpoint;
 pub use env::{Env, env_name};
 pub use inputs::{InputError, InputResult, Inputs};
+pub use limits::{Limit, ceiling, line, lines};
 pub use variables::{Variable, Variables};
 
 /// What a running task gets: its name, its environment and its log.

@@ -27,10 +27,38 @@ use vsts_cfn::events::EventStream;
 use vsts_cfn::parameters::Parameter;
 use vsts_cfn::wait::{Operation, describe_stack, status_of, wait_for_stack};
 use vsts_task::Task;
+use vsts_task::limits::{Limit, ceiling, line, lines};
 
 pub use params::{Params, Template};
 
+/// What each free-text input may hold, checked before anything else.
+pub const INPUT_LIMITS: &[Limit] = &[
+    line("stackName", 128, "a stack name"),
+    line("templateFile", ceiling::PATH, "a file path"),
+    line("s3BucketName", 63, "an S3 bucket name"),
+    line("s3ObjectKey", 1024, "an S3 object key"),
+    line("templateUrl", 5120, "CloudFormation's TemplateURL"),
+    line("templateParametersFile", ceiling::PATH, "a file path"),
+    lines("templateParameters", ceiling::TEXT, "inline parameters"),
+    lines("parameterOverrides", ceiling::TEXT, "parameter overrides"),
+    line("changeSetName", 128, "a change set name"),
+    line("description", 1024, "a change set description"),
+    line("roleARN", ceiling::ARN, "an IAM role ARN"),
+    lines("resourceTypes", ceiling::TEXT, "a list of resource types"),
+    lines(
+        "notificationARNs",
+        ceiling::TEXT,
+        "a list of SNS topic ARNs",
+    ),
+    lines("tags", ceiling::TEXT, "a list of tags"),
+    line("monitoringTimeInMinutes", ceiling::NUMBER, "a number"),
+    lines("rollbackTriggerARNs", ceiling::TEXT, "a list of alarm ARNs"),
+    line("outputVariable", ceiling::VARIABLE, "a variable name"),
+    line("timeoutInMins", ceiling::NUMBER, "a number"),
+];
+
 pub async fn run(task: Task) -> Result<()> {
+    vsts_aws_common::check_inputs(&task, INPUT_LIMITS)?;
     let params = Params::from_task(&task)?;
     let setup = vsts_aws_common::configure(&task).await?;
     execute(&task, &setup, &params).await

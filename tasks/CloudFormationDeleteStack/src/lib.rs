@@ -10,6 +10,7 @@ use anyhow::{Result, bail};
 use vsts_aws_common::AwsSetup;
 use vsts_cfn::wait::{delete_stack, describe_stack, status_of};
 use vsts_task::Task;
+use vsts_task::limits::{Limit, ceiling, line};
 
 #[derive(Debug)]
 pub struct Params {
@@ -26,7 +27,14 @@ impl Params {
     }
 }
 
+/// What each free-text input may hold, checked before anything else.
+pub const INPUT_LIMITS: &[Limit] = &[
+    line("stackName", ceiling::ARN, "a stack name or stack ID"),
+    line("timeoutInMins", ceiling::NUMBER, "a number"),
+];
+
 pub async fn run(task: Task) -> Result<()> {
+    vsts_aws_common::check_inputs(&task, INPUT_LIMITS)?;
     let params = Params::from_task(&task)?;
     let setup = vsts_aws_common::configure(&task).await?;
     execute(&task, &setup, &params).await

@@ -15,6 +15,7 @@ use vsts_cfn::events::EventStream;
 use vsts_cfn::outputs::OutputOptions;
 use vsts_cfn::wait::{Operation, describe_stack, status_of, wait_for_stack};
 use vsts_task::Task;
+use vsts_task::limits::{Limit, ceiling, line};
 
 #[derive(Debug)]
 pub struct Params {
@@ -47,7 +48,16 @@ impl Params {
     }
 }
 
+/// What each free-text input may hold, checked before anything else.
+pub const INPUT_LIMITS: &[Limit] = &[
+    line("changeSetName", 1600, "a change set name or ARN"),
+    line("stackName", ceiling::ARN, "a stack name or stack ID"),
+    line("outputVariable", ceiling::VARIABLE, "a variable name"),
+    line("timeoutInMins", ceiling::NUMBER, "a number"),
+];
+
 pub async fn run(task: Task) -> Result<()> {
+    vsts_aws_common::check_inputs(&task, INPUT_LIMITS)?;
     let params = Params::from_task(&task)?;
     let setup = vsts_aws_common::configure(&task).await?;
     execute(&task, &setup, &params).await

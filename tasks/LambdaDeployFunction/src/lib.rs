@@ -22,13 +22,54 @@ use aws_sdk_lambda::types::{
     Runtime, State, TracingConfig, TracingMode, VpcConfig,
 };
 use vsts_aws_common::{AwsSetup, sdk_error_text};
+use vsts_task::limits::{Limit, ceiling, line, lines};
 use vsts_task::{Console, Task, VariableOptions};
 
 pub use params::{Code, Config, DIRECT_UPLOAD_LIMIT, Params};
 
 const WAIT_LIMIT: Duration = Duration::from_secs(600);
 
+/// What each free-text input may hold, checked before anything else.
+pub const INPUT_LIMITS: &[Limit] = &[
+    line("functionName", 140, "a Lambda function name or ARN"),
+    line("description", 256, "a Lambda function description"),
+    line("functionHandler", 128, "a Lambda handler"),
+    line("runtime", 64, "a Lambda runtime identifier"),
+    line("localZipFile", ceiling::PATH, "a file path"),
+    line("localFolder", ceiling::PATH, "a folder path"),
+    line("s3Bucket", 63, "an S3 bucket name"),
+    line("s3ObjectKey", 1024, "an S3 object key"),
+    line("s3ObjectVersion", 1024, "an S3 object version"),
+    line("roleARN", ceiling::ARN, "an IAM role name or ARN"),
+    line("memorySize", ceiling::NUMBER, "a number"),
+    line("timeout", ceiling::NUMBER, "a number"),
+    line("ephemeralStorage", ceiling::NUMBER, "a number"),
+    line("aliasName", 128, "a Lambda alias name"),
+    lines("layers", ceiling::TEXT, "a list of layer version ARNs"),
+    line("deadLetterARN", ceiling::ARN, "an ARN"),
+    line("kmsKeyARN", ceiling::ARN, "a KMS key ARN"),
+    lines(
+        "environment",
+        4096,
+        "Lambda's 4 KB for all environment variables",
+    ),
+    lines("tags", ceiling::TEXT, "a list of tags"),
+    lines(
+        "securityGroups",
+        ceiling::TEXT,
+        "a list of security group IDs",
+    ),
+    lines("subnets", ceiling::TEXT, "a list of subnet IDs"),
+    line("outputVariable", ceiling::VARIABLE, "a variable name"),
+    line(
+        "versionOutputVariable",
+        ceiling::VARIABLE,
+        "a variable name",
+    ),
+];
+
 pub async fn run(task: Task) -> Result<()> {
+    vsts_aws_common::check_inputs(&task, INPUT_LIMITS)?;
     let params = Params::from_task(&task)?;
     let setup = vsts_aws_common::configure(&task).await?;
     execute(&task, &setup, &params).await

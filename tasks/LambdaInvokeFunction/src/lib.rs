@@ -10,6 +10,7 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{InvocationType, LogType};
 use base64::Engine;
 use vsts_aws_common::{AwsSetup, sdk_error_text};
+use vsts_task::limits::{Limit, ceiling, line, lines};
 use vsts_task::{Task, VariableOptions};
 
 #[derive(Debug)]
@@ -77,7 +78,24 @@ fn serde_json_string(s: &str) -> String {
     out
 }
 
+/// What each free-text input may hold, checked before anything else.
+pub const INPUT_LIMITS: &[Limit] = &[
+    line(
+        "functionName",
+        170,
+        "a Lambda function name, partial ARN or ARN",
+    ),
+    line("qualifier", 128, "a Lambda version or alias"),
+    lines(
+        "payload",
+        6 * 1024 * 1024,
+        "Lambda's 6 MB for a synchronous payload",
+    ),
+    line("outputVariable", ceiling::VARIABLE, "a variable name"),
+];
+
 pub async fn run(task: Task) -> Result<()> {
+    vsts_aws_common::check_inputs(&task, INPUT_LIMITS)?;
     let params = Params::from_task(&task)?;
     let setup = vsts_aws_common::configure(&task).await?;
     execute(&task, &setup, &params).await

@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 use vsts_aws_common::{AwsSetup, sdk_error_text};
 use vsts_s3::{CustomerKey, Patterns, Progress, human_bytes};
 use vsts_task::Task;
+use vsts_task::limits::{Limit, ceiling, line, lines};
 
 #[derive(Debug)]
 pub struct Params {
@@ -116,7 +117,23 @@ fn folder_marker(key: &str) -> Option<bool> {
     }
 }
 
+/// What each free-text input may hold, checked before anything else.
+pub const INPUT_LIMITS: &[Limit] = &[
+    line(
+        "bucketName",
+        255,
+        "a bucket name: 63 on S3, 255 on S3-compatible stores",
+    ),
+    line("sourceFolder", 1024, "an S3 key prefix"),
+    lines("globExpressions", ceiling::TEXT, "a list of patterns"),
+    line("targetFolder", ceiling::PATH, "a folder path"),
+    line("customerKey", 128, "a 256-bit key in hexadecimal"),
+    line("endpointUrl", ceiling::URL, "an endpoint URL"),
+    line("maxConcurrency", ceiling::NUMBER, "a number"),
+];
+
 pub async fn run(task: Task) -> Result<()> {
+    vsts_aws_common::check_inputs(&task, INPUT_LIMITS)?;
     let params = Params::from_task(&task)?;
     let setup = vsts_aws_common::configure(&task).await?;
     execute(&task, &setup, &params).await

@@ -19,12 +19,37 @@ use anyhow::{Result, anyhow, bail};
 use vsts_aws_common::AwsSetup;
 use vsts_s3::human_bytes;
 use vsts_task::Task;
+use vsts_task::limits::{Limit, ceiling, line, lines};
 
 pub use params::{Params, Sse};
 pub use plan::{Action, FileItem, Plan};
 pub use upload::{MULTIPART_THRESHOLD, Uploads, part_size};
 
+/// What each free-text input may hold, checked before anything else.
+pub const INPUT_LIMITS: &[Limit] = &[
+    line(
+        "bucketName",
+        255,
+        "a bucket name: 63 on S3, 255 on S3-compatible stores",
+    ),
+    line("sourceFolder", ceiling::PATH, "a folder path"),
+    lines("globExpressions", ceiling::TEXT, "a list of patterns"),
+    line("targetFolder", 1024, "an S3 key prefix"),
+    line("kmsMasterKeyId", ceiling::ARN, "a KMS key ID, alias or ARN"),
+    line("customerKey", 128, "a 256-bit key in hexadecimal"),
+    line("contentType", 1024, "a media type"),
+    line("contentEncoding", 1024, "a content encoding"),
+    line("endpointUrl", ceiling::URL, "an endpoint URL"),
+    line("maxConcurrency", ceiling::NUMBER, "a number"),
+    lines(
+        "cacheControl",
+        ceiling::TEXT,
+        "a list of cache-control rules",
+    ),
+];
+
 pub async fn run(task: Task) -> Result<()> {
+    vsts_aws_common::check_inputs(&task, INPUT_LIMITS)?;
     let params = Params::from_task(&task)?;
     let setup = vsts_aws_common::configure(&task).await?;
     let uploads = Uploads::default();

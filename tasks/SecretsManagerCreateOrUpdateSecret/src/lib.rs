@@ -7,6 +7,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use aws_sdk_secretsmanager::primitives::Blob;
 use aws_sdk_secretsmanager::types::Tag;
 use vsts_aws_common::{AwsSetup, sdk_error_text};
+use vsts_task::limits::{Limit, ceiling, line, lines};
 use vsts_task::{Task, VariableOptions};
 
 /// Secrets Manager's limit on tags.
@@ -97,7 +98,28 @@ impl Params {
     }
 }
 
+/// What each free-text input may hold, checked before anything else.
+pub const INPUT_LIMITS: &[Limit] = &[
+    line("secretNameOrId", 2048, "a secret name or ARN"),
+    line("description", 2048, "a secret description"),
+    lines(
+        "secretValue",
+        65536,
+        "Secrets Manager's 64 KB for a secret value",
+    ),
+    line("secretValueFile", ceiling::PATH, "a file path"),
+    line("kmsKeyId", 2048, "a KMS key ID, alias or ARN"),
+    lines("tags", ceiling::TEXT, "a list of tags"),
+    line("arnOutputVariable", ceiling::VARIABLE, "a variable name"),
+    line(
+        "versionIdOutputVariable",
+        ceiling::VARIABLE,
+        "a variable name",
+    ),
+];
+
 pub async fn run(task: Task) -> Result<()> {
+    vsts_aws_common::check_inputs(&task, INPUT_LIMITS)?;
     let params = Params::from_task(&task)?;
     let setup = vsts_aws_common::configure(&task).await?;
     execute(&task, &setup, &params).await

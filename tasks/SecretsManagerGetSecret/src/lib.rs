@@ -15,6 +15,7 @@ use anyhow::{Result, anyhow, bail};
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
 use base64::Engine;
 use vsts_aws_common::{AwsSetup, sdk_error_text};
+use vsts_task::limits::{Limit, ceiling, line};
 use vsts_task::{Task, VariableOptions};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +86,16 @@ fn check_variable_name(what: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// What each free-text input may hold, checked before anything else.
+pub const INPUT_LIMITS: &[Limit] = &[
+    line("secretIdOrName", 2048, "a secret name or ARN"),
+    line("variableName", ceiling::VARIABLE, "a variable name"),
+    line("versionId", 64, "a secret version ID"),
+    line("versionStage", 256, "a version stage label"),
+];
+
 pub async fn run(task: Task) -> Result<()> {
+    vsts_aws_common::check_inputs(&task, INPUT_LIMITS)?;
     let params = Params::from_task(&task)?;
     let setup = vsts_aws_common::configure(&task).await?;
     execute(&task, &setup, &params).await

@@ -8,6 +8,7 @@ use anyhow::{Result, anyhow, bail};
 use aws_sdk_ssm::types::{Parameter, ParameterType};
 use regex::{Regex, RegexBuilder};
 use vsts_aws_common::{AwsSetup, sdk_error_text};
+use vsts_task::limits::{Limit, ceiling, line};
 use vsts_task::{Task, VariableOptions};
 
 #[derive(Debug)]
@@ -181,7 +182,18 @@ pub fn variable_name(transform: &Transform, parameter: &str) -> String {
     }
 }
 
+/// What each free-text input may hold, checked before anything else.
+pub const INPUT_LIMITS: &[Limit] = &[
+    line("parameterName", 2048, "a parameter name or ARN"),
+    line("parameterVersion", ceiling::NUMBER, "a number"),
+    line("parameterPath", 2048, "a parameter path"),
+    line("customVariableName", ceiling::VARIABLE, "a variable name"),
+    line("replacementPattern", 1024, "a regular expression"),
+    line("replacementText", 1024, "a replacement text"),
+];
+
 pub async fn run(task: Task) -> Result<()> {
+    vsts_aws_common::check_inputs(&task, INPUT_LIMITS)?;
     let params = Params::from_task(&task)?;
     let setup = vsts_aws_common::configure(&task).await?;
     execute(&task, &setup, &params).await

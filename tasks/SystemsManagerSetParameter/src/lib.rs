@@ -6,6 +6,7 @@ use anyhow::{Result, anyhow, bail};
 use aws_sdk_ssm::types::ParameterType;
 use vsts_aws_common::{AwsSetup, sdk_error_text};
 use vsts_task::Task;
+use vsts_task::limits::{Limit, line, lines};
 
 #[derive(Debug)]
 pub struct Params {
@@ -48,7 +49,19 @@ impl Params {
     }
 }
 
+/// What each free-text input may hold, checked before anything else.
+pub const INPUT_LIMITS: &[Limit] = &[
+    line("parameterName", 2048, "a parameter name or ARN"),
+    lines(
+        "parameterValue",
+        8192,
+        "8 KB for an advanced parameter's value, 4 KB for a standard one",
+    ),
+    line("encryptionKeyId", 2048, "a KMS key ID, alias or ARN"),
+];
+
 pub async fn run(task: Task) -> Result<()> {
+    vsts_aws_common::check_inputs(&task, INPUT_LIMITS)?;
     let params = Params::from_task(&task)?;
     let setup = vsts_aws_common::configure(&task).await?;
     execute(&task, &setup, &params).await

@@ -1,0 +1,318 @@
+//! Every task, every input, hostile values: over its limit, control
+//! characters, empty, and text that looks like a broken encoding.
+//!
+//! Each task runs in process (its library's `run`), against moto behind a
+//! recording proxy. For an input with a declared limit, a value over it or
+//! with a control character must fail naming the input, before any request
+//! leaves the task (so nothing is created or changed in moto). For every
+//! input and value: no panic, and a failure is a clear error, not an
+//! internal one.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+
+use test_support::{TaskEnv, unique};
+use vsts_task::limits::{Limit, Shape};
+use vsts_task::{Console, Env, Task};
+
+type RunFn = fn(Task) -> Pin<Box<dyn Future<Output = anyhow::Result<()>>>>;
+
+struct Subject {
+    /// The task's folder under tasks/ (and its task.json name).
+    name: &'static str,
+    limits: &'static [Limit],
+    run: RunFn,
+    /// Inputs that make the task get as far as its first AWS call, and fail
+    /// there quickly (a missing function, stack, bucket, secret...).
+    base: fn(&Path) -> Vec<(&'static str, String)>,
+}
+
+macro_rules! subject {
+    ($name:literal, $krate:ident, $base:expr) => {
+        Subject {
+            name: $name,
+            limits: $krate::INPUT_LIMITS,
+            run: |t| Box::pin($krate::run(t)),
+            base: $base,
+        }
+    };
+}
+
+fn subjects() -> Vec<Subject> {
+    vec![
+        subject!(
+            "CloudFormationCreateOrUpdateStack",
+            cloudformationcreateorupdatestack,
+            |_| vec![
+                ("stackName", unique("hostile")),
+                ("templateSource", "usePrevious".into()),
+            ]
+        ),
+        subject!(
+            "CloudFormationDeleteStack",
+            cloudformationdeletestack,
+            |_| vec![("stackName", unique("hostile"))]
+        ),
+        subject!(
+            "CloudFormationExecuteChangeSet",
+            cloudformationexecutechangeset,
+            |_| vec![
+                ("changeSetName", unique("cs")),
+                ("stackName", unique("hostile")),
+            ]
+        ),
+        subject!("LambdaDeployFunction", lambdadeployfunction, |_| vec![
+            ("functionName", unique("hostile")),
+            ("codeLocation", "s3object".into()),
+            ("s3Bucket", "no-such-bucket".into()),
+            ("s3ObjectKey", "code.zip".into()),
+        ]),
+        subject!("LambdaInvokeFunction", lambdainvokefunction, |_| vec![(
+            "functionName",
+            unique("hostile")
+        )]),
+        subject!("S3Download", s3download, |dir| vec![
+            ("bucketName", unique("hostile").to_lowercase()),
+            ("globExpressions", "**".into()),
+            ("targetFolder", dir.join("out").display().to_string()),
+        ]),
+        subject!("S3Upload", s3upload, |dir| vec![
+            ("bucketName", unique("hostile").to_lowercase()),
+            ("sourceFolder", dir.display().to_string()),
+            ("globExpressions", "**".into()),
+        ]),
+        subject!(
+            "SecretsManagerCreateOrUpdateSecret",
+            secretsmanagercreateorupdatesecret,
+            |_| vec![
+                ("secretNameOrId", unique("hostile")),
+                ("secretValueSource", "inline".into()),
+                ("secretValue", "value".into()),
+            ]
+        ),
+        subject!(
+            "SecretsManagerGetSecret",
+            secretsmanagergetsecret,
+            |_| vec![
+                ("secretIdOrName", unique("hostile")),
+                ("variableName", "v".into()),
+            ]
+        ),
+        subject!(
+            "SystemsManagerGetParameter",
+            systemsmanagergetparameter,
+            |_| vec![("parameterName", format!("/{}/missing", unique("hostile")))]
+        ),
+        subject!(
+            "SystemsManagerSetParameter",
+            systemsmanagersetparameter,
+            |_| vec![
+                ("parameterName", format!("/{}/x", unique("hostile"))),
+                ("parameterValue", "v".into()),
+            ]
+        ),
+    ]
+}
+
+/// The inputs of a task.json: (name, whether the user types free text).
+fn declared_inputs(task: &str) -> Vec<(String, bool)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tasks")
+        .join(task)
+        .join("task.json");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    json["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let kind = i["type"].as_str().unwrap();
+            let editable = i["properties"]["EditableOptions"]
+                .as_str()
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            let free = matches!(kind, "string" | "multiLine" | "filePath" | "int")
+                || (kind == "pickList" && editable)
+                || kind.starts_with("connectedService");
+            (i["name"].as_str().unwrap().to_string(), free)
+        })
+        .collect()
+}
+
+struct Outcome {
+    result: Result<anyhow::Result<()>, String>,
+    log: String,
+}
+
+fn run_in_process(s: &Subject, env: &TaskEnv) -> Outcome {
+    let (console, log) = Console::capture(false);
+    let task = Task::new(s.name, Env::from_pairs(env.0.iter().cloned()), console);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let run = s.run;
+    let result =
+        std::panic::catch_unwind(AssertUnwindSafe(|| rt.block_on(run(task)))).map_err(|p| {
+            p.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "a panic".into())
+        });
+    drop(rt);
+    Outcome {
+        result,
+        log: log.text(),
+    }
+}
+
+fn hostile_values(limit: Option<&Limit>) -> Vec<(&'static str, String, bool)> {
+    // (label, value, must fail naming the input)
+    let over = limit.map_or(100_000, |l| l.max + 1);
+    let control = match limit.map(|l| l.shape) {
+        Some(Shape::Lines) => "a\u{0}b",
+        _ => "a\u{1}b\nc",
+    };
+    let mut values = vec![
+        ("over its limit", "x".repeat(over), limit.is_some()),
+        (
+            "with a control character",
+            control.to_string(),
+            limit.is_some(),
+        ),
+        ("empty", String::new(), false),
+        (
+            "mis-decoded text",
+            "Ã©Ã¼â‚¬ \u{FFFD}\u{FFFD} ∂".to_string(),
+            false,
+        ),
+    ];
+    if limit.is_some_and(|l| l.max < 100_000) {
+        // The value that made the SDK panic before inputs had limits.
+        values.push(("100 KB long", "x".repeat(100_000), true));
+    }
+    values
+}
+
+#[test]
+fn every_input_of_every_task_survives_hostile_values() {
+    let proxy = test_support::recording_proxy(&test_support::moto());
+    // The SDK reads its endpoint override from the process environment, not
+    // from the task's: point it at the recording proxy before any task runs.
+    // SAFETY: this is the only test of this binary that reads the variable,
+    // and no other thread exists yet.
+    unsafe { std::env::set_var("AWS_ENDPOINT_URL", &proxy.url) };
+    let dir: PathBuf = std::env::temp_dir().join(unique("hostile"));
+    std::fs::create_dir_all(&dir).unwrap();
+    // One thread per task: each run waits on moto, not on the CPU.
+    let results: Vec<(usize, Vec<String>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = subjects()
+            .into_iter()
+            .map(|s| {
+                let (proxy, dir) = (&proxy, &dir);
+                scope.spawn(move || check_subject(&s, proxy, dir))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let runs: usize = results.iter().map(|(n, _)| n).sum();
+    let problems: Vec<String> = results.into_iter().flat_map(|(_, p)| p).collect();
+    assert!(runs > 300, "{runs} runs");
+    assert!(
+        problems.is_empty(),
+        "{} problem(s):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+/// Runs one task with each hostile value in each input; returns the number
+/// of runs and the problems found.
+fn check_subject(
+    s: &Subject,
+    proxy: &test_support::HttpServer,
+    dir: &Path,
+) -> (usize, Vec<String>) {
+    let mut limits: Vec<&Limit> = s.limits.iter().collect();
+    limits.extend(vsts_aws_common::COMMON_INPUT_LIMITS);
+    let mut problems = Vec::new();
+    let mut runs = 0;
+    for (input, free) in declared_inputs(s.name) {
+        let limit = limits.iter().copied().find(|l| l.input == input);
+        if free && limit.is_none() {
+            problems.push(format!("{}: input '{input}' has no declared limit", s.name));
+        }
+        for (label, value, must_fail) in hostile_values(limit) {
+            // No retries (a refused request fails at once), and a region to
+            // fall back on when the hostile value empties regionName.
+            let mut env = TaskEnv::moto()
+                .set("AWS_ENDPOINT_URL", &proxy.url)
+                .set("AWS_MAX_ATTEMPTS", "1")
+                .variable("AWS.Region", test_support::REGION);
+            for (k, v) in (s.base)(dir) {
+                env = env.input(k, &v);
+            }
+            let env = env.input(&input, &value);
+            // A key of its own marks every request of this run.
+            let key = format!("AKID{}X{runs}", s.name.to_uppercase());
+            let out = run_in_process(s, &env.set("AWS_ACCESS_KEY_ID", &key));
+            runs += 1;
+            let what = format!("{} with '{input}' {label}", s.name);
+            let message = match &out.result {
+                Err(panic) => {
+                    problems.push(format!("{what}: panicked: {panic}"));
+                    continue;
+                }
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("{e:#}")),
+            };
+            if let Some(m) = &message
+                && (m.contains("internal error") || m.contains("panicked"))
+            {
+                problems.push(format!("{what}: an internal error: {m}"));
+            }
+            if must_fail {
+                let named = format!("Input '{input}'");
+                match &message {
+                    Some(m) if m.contains(&named) => {}
+                    Some(m) => {
+                        problems.push(format!("{what}: the error does not name the input: {m}"))
+                    }
+                    None => problems.push(format!("{what}: succeeded\n{}", out.log)),
+                }
+                let credential = format!("Credential={key}/");
+                let sent = proxy
+                    .requests()
+                    .iter()
+                    .filter(|r| {
+                        r.header("authorization")
+                            .is_some_and(|a| a.contains(&credential))
+                    })
+                    .count();
+                if sent > 0 {
+                    problems.push(format!(
+                        "{what}: {sent} request(s) reached AWS before the input was refused"
+                    ));
+                }
+            }
+        }
+    }
+    // The base inputs take a run as far as AWS: unless some runs of this
+    // task reached the proxy, "nothing was sent" above proves nothing.
+    let marker = format!("Credential=AKID{}X", s.name.to_uppercase());
+    let reached = proxy
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.header("authorization")
+                .is_some_and(|a| a.contains(&marker))
+        })
+        .count();
+    if reached == 0 {
+        problems.push(format!("{}: no run reached AWS", s.name));
+    }
+    (runs, problems)
+}

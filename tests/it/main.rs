@@ -1,0 +1,3 @@
+//! Tests across every task.
+
+mod hostile_inputs;
