@@ -519,7 +519,7 @@ impl HttpConnector for Router {
         let proxy = self.proxy_url();
         let https = uri.scheme_str() == Some("https");
         let future = match (&self.insecure, https, route) {
-            (Some(insecure), true, _) => insecure.call(request, &uri),
+            (Some(insecure), true, route) => insecure.call(request, &uri, route),
             (_, _, Route::Proxied) => self.proxied.as_ref().unwrap_or(&self.direct).call(request),
             (_, _, Route::Direct) => self.direct.call(request),
         };
@@ -734,12 +734,18 @@ impl Insecure {
         Client::builder(TokioExecutor::new()).build(https)
     }
 
-    fn call(&self, request: HttpRequest, uri: &http::Uri) -> HttpConnectorFuture {
+    /// `route` is the router's decision (bypass list, metadata hosts); a
+    /// proxied request still honours `NO_PROXY` through the matcher, as
+    /// the verifying connector does.
+    fn call(&self, request: HttpRequest, uri: &http::Uri, route: Route) -> HttpConnectorFuture {
         let request = match request.try_into_http1x() {
             Ok(r) => r,
             Err(e) => return HttpConnectorFuture::ready(Err(ConnectorError::user(Box::new(e)))),
         };
-        let intercept = self.matcher.as_ref().and_then(|m| m.intercept(uri));
+        let intercept = match route {
+            Route::Direct => None,
+            Route::Proxied => self.matcher.as_ref().and_then(|m| m.intercept(uri)),
+        };
         let response = match intercept {
             Some(intercept) => {
                 let client = self.tunnel.get_or_init(|| {

@@ -303,6 +303,38 @@ fn skip_cert_validation_is_honoured_with_a_warning() {
     assert_no_leaks(&run, &["skip-pass"]);
 }
 
+/// Not checking certificates must not change where requests go: a bypass
+/// entry still sends them direct, past a proxy that cannot be reached.
+#[test]
+fn the_bypass_list_holds_when_certificates_are_not_checked() {
+    let ca = TestCa::new("skipped-bypass");
+    let front = tls_front(&ca, &moto());
+    let entry = format!("^https://{}", host_port(&front.url).replace('.', "\\."));
+    let bypass = serde_json::json!([entry]);
+    let run = keys(&front.url)
+        .set("AGENT_SKIPCERTVALIDATION", "true")
+        .set("AGENT_PROXYURL", &closed_port_url())
+        .set("AGENT_PROXYBYPASSLIST", &bypass.to_string())
+        .run();
+    // Succeeded, with the warning that certificates are not checked.
+    assert_eq!(
+        run.result().as_deref(),
+        Some("SucceededWithIssues"),
+        "{}",
+        run.stdout
+    );
+    run.assert_warned("AGENT_SKIPCERTVALIDATION");
+    assert!(!front.requests().is_empty());
+
+    // And a request the list does not match still goes to the proxy.
+    let run = keys(&front.url)
+        .set("AGENT_SKIPCERTVALIDATION", "true")
+        .set("AGENT_PROXYURL", &closed_port_url())
+        .set("AGENT_PROXYBYPASSLIST", r#"["\\.internal\\.example$"]"#)
+        .run();
+    run.assert_failed_with("Could not connect to the proxy");
+}
+
 #[test]
 fn bad_network_settings_are_named() {
     let dir = std::env::temp_dir().join(test_support::unique("badca"));
