@@ -204,7 +204,10 @@ fn every_input_of_every_task_survives_hostile_values() {
     // from the task's: point it at the recording proxy before any task runs.
     // SAFETY: this is the only test of this binary that reads the variable,
     // and no other thread exists yet.
-    unsafe { std::env::set_var("AWS_ENDPOINT_URL", &proxy.url) };
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var("AWS_ENDPOINT_URL", &proxy.url)
+    };
     let dir: PathBuf = std::env::temp_dir().join(unique("hostile"));
     std::fs::create_dir_all(&dir).unwrap();
     // One thread per task: each run waits on moto, not on the CPU.

@@ -1,5 +1,8 @@
 //! Project automation, as a library so that its tests can drive it.
 
+// A developer tool: it prints to its terminal and calls libc directly.
+#![allow(clippy::print_stdout, clippy::print_stderr, unsafe_code)]
+
 pub mod bench;
 pub mod build;
 pub mod layout;

@@ -18,6 +18,9 @@
 //! - `bench s3 [rounds]`: S3Upload against aws s3 cp and s5cmd on s3s-fs.
 //! - `moto`: the local AWS emulator in the foreground.
 
+// A developer tool: it prints to its terminal and calls libc directly.
+#![allow(clippy::print_stdout, clippy::print_stderr, unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 

@@ -97,6 +97,7 @@ impl ForwardProxy {
 impl Drop for ForwardProxy {
     fn drop(&mut self) {
         // SAFETY: a plain kill(2) of the process group we created.
+        #[allow(unsafe_code)]
         unsafe {
             libc::kill(-(self.child.id() as i32), libc::SIGTERM);
         }

@@ -222,7 +222,10 @@ impl RunningTask {
             "Windows cancellation cannot be sent under Wine"
         );
         // SAFETY: kill has no memory preconditions.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM)
+        };
     }
 
     /// Whether the process has ended.

@@ -17,6 +17,7 @@ pub mod text;
 mod variables;
 
 use std::future::Future;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 pub use console::{Captured, Console, TaskResult, VariableOptions};
@@ -210,11 +211,14 @@ fn install_panic_hook(name: &'static str, console: Console) {
             "{name} stopped on an internal error{place}: {what}. This is a bug in the task; please report it."
         ));
         // Write directly: the console's lock may be held by the panicking thread.
-        println!(
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
             "{}",
             command::format("task.logissue", &[("type", "error")], &message)
         );
-        println!(
+        let _ = writeln!(
+            out,
             "{}",
             command::format("task.complete", &[("result", "Failed")], &message)
         );
