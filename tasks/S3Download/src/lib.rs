@@ -334,36 +334,53 @@ async fn fetch(
             .await
             .with_context(|| format!("creating {}", dir.display()))?;
     }
-    let tmp = f.dest.with_file_name(format!(
-        ".{}.part-{}",
-        f.dest.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let result = async {
-        let mut file = tokio::fs::File::create(&tmp)
-            .await
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        let mut body = out.body;
-        while let Some(chunk) = body
-            .try_next()
-            .await
-            .map_err(|e| anyhow!("reading the object: {e}"))?
-        {
-            file.write_all(&chunk).await?;
-            progress.bytes(chunk.len() as u64);
+    // A temporary file beside the destination, renamed over it once
+    // complete: a failed or cancelled download never leaves a partial file
+    // under the object's name, and the temporary one is removed on drop.
+    let dir = f.dest.parent().unwrap_or(Path::new("."));
+    let name = f.dest.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".part")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    let (file, tmp) = tmp.into_parts();
+    let mut file = tokio::fs::File::from_std(file);
+    let expected = out.content_length;
+    let mut received = 0u64;
+    let mut body = out.body;
+    while let Some(chunk) = body.try_next().await.map_err(|e| {
+        let of = expected.map(|n| format!(" of {n}")).unwrap_or_default();
+        anyhow!(
+            "the connection failed after {received}{of} bytes ({}); nothing was written to {}",
+            error_causes(&e),
+            f.dest.display()
+        )
+    })? {
+        file.write_all(&chunk).await?;
+        received += chunk.len() as u64;
+        progress.bytes(chunk.len() as u64);
+    }
+    file.flush().await?;
+    drop(file);
+    tmp.persist(&f.dest)
+        .map_err(|e| e.error)
+        .with_context(|| format!("writing {}", f.dest.display()))?;
+    Ok(())
+}
+
+/// An error and its sources, "outer: inner: ...", without repeats.
+fn error_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let text = err.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
         }
-        file.flush().await?;
-        drop(file);
-        tokio::fs::rename(&tmp, &f.dest)
-            .await
-            .with_context(|| format!("writing {}", f.dest.display()))?;
-        Ok::<_, anyhow::Error>(())
+        next = err.source();
     }
-    .await;
-    if result.is_err() {
-        let _ = tokio::fs::remove_file(&tmp).await;
-    }
-    result
+    parts.join(": ")
 }
 
 #[cfg(test)]

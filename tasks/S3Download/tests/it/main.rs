@@ -253,6 +253,30 @@ fn overwrite_false_stops_before_downloading() {
     assert_eq!(std::fs::read(out.join("a.txt")).unwrap(), b"newer");
 }
 
+/// A body cut short by the network: the task fails, the file already at
+/// the destination is untouched, and no partial or temporary file is left.
+#[test]
+fn a_download_cut_short_leaves_no_partial_file() {
+    let b = bucket();
+    put(&b, "dir/cut.bin", &data(256 * 1024, 9));
+    let proxy = test_support::faulty_proxy(&test_support::moto(), |req| {
+        (req.method == "GET" && req.path().ends_with("/dir/cut.bin")).then(|| {
+            test_support::Response::new(200, vec![7u8; 1000])
+                .header("Content-Length", &(256 * 1024).to_string())
+        })
+    });
+    let out = out_dir();
+    std::fs::create_dir_all(out.join("dir")).unwrap();
+    std::fs::write(out.join("dir/cut.bin"), b"previous").unwrap();
+    download(&b, &out)
+        .set("AWS_ENDPOINT_URL", &proxy.url)
+        .input("overwrite", "true")
+        .run(bin())
+        .assert_failed_with("dir/cut.bin: the connection failed after 1000 of 262144 bytes");
+    assert_eq!(files(&out), ["dir/cut.bin"]);
+    assert_eq!(std::fs::read(out.join("dir/cut.bin")).unwrap(), b"previous");
+}
+
 #[test]
 fn missing_bucket_and_bad_inputs() {
     let out = out_dir();
