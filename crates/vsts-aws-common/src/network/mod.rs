@@ -1,0 +1,305 @@
+//! The agent's network settings, applied to every request a task sends (the
+//! SDK's clients, the credential providers and the OIDC token request):
+//!
+//! - the agent's proxy (`AGENT_PROXYURL`, `AGENT_PROXYUSERNAME`,
+//!   `SECRET_AGENT_PROXYPASSWORD`) and its bypass list
+//!   (`AGENT_PROXYBYPASSLIST`: a JSON list of regular expressions, matched
+//!   case-insensitively anywhere in the request URL, as task-lib does), plus
+//!   `NO_PROXY`; without an agent proxy, the standard `HTTPS_PROXY`,
+//!   `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY`;
+//! - extra trusted CA certificates (`AGENT_CAINFO`, a PEM bundle), on top of
+//!   the system's roots;
+//! - `AGENT_SKIPCERTVALIDATION`, honoured with a warning.
+//!
+//! Invariants: the proxy password (and the Basic credentials built from it)
+//! is registered as a secret before anything is printed; the proxy URL is
+//! only ever printed without credentials; instance and container metadata
+//! addresses (link-local) never go through a proxy; a failure that is the
+//! network's (proxy unreachable, 407, certificate rejected) says which host
+//! and what to check.
+//!
+//! Where each concern lives: `proxy` (the proxy settings as read, and the
+//! route each request takes), `tls` (the CA bundle, and the connector that
+//! skips certificate checks), `router` (the SDK connector that applies
+//! both), `diagnose` (network failures reworded to name what to check).
+
+mod diagnose;
+mod proxy;
+mod router;
+mod tls;
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+use aws_smithy_http_client::tls::{TlsContext, TrustStore};
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use base64::Engine;
+use vsts_task::{Console, Env};
+
+use proxy::{Proxy, agent_proxy_url, bypass_list, split_credentials};
+use router::Router;
+use tls::read_ca_bundle;
+
+/// Connectors by (connect timeout, read timeout): one pool per setting.
+type ConnectorCache = Mutex<Vec<((Option<Duration>, Option<Duration>), SharedHttpConnector)>>;
+
+/// Everything a task's requests need to know about the network. Cheap to
+/// clone; connectors (and their connection pools) are shared by clones.
+#[derive(Clone)]
+pub struct Network(Arc<Inner>);
+
+struct Inner {
+    proxy: Proxy,
+    tls: TlsContext,
+    ca_info: Option<(String, usize)>,
+    skip_verify: bool,
+    connectors: ConnectorCache,
+}
+
+impl fmt::Debug for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Network")
+    }
+}
+
+fn truthy(v: Option<&str>) -> bool {
+    v.is_some_and(|v| {
+        let v = v.trim();
+        v.eq_ignore_ascii_case("true") || v == "1" || v.eq_ignore_ascii_case("yes")
+    })
+}
+
+impl Network {
+    /// No proxy, the system's roots: what a test or a tool outside the agent
+    /// gets when nothing is configured.
+    pub fn direct() -> Self {
+        Self::new(Proxy::None, TlsContext::default(), None, false)
+    }
+
+    fn new(proxy: Proxy, tls: TlsContext, ca_info: Option<(String, usize)>, skip: bool) -> Self {
+        Network(Arc::new(Inner {
+            proxy,
+            tls,
+            ca_info,
+            skip_verify: skip,
+            connectors: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// Reads the agent's network settings. Registers the proxy password
+    /// before printing anything; warns about ignored or unsafe settings.
+    pub fn from_env(env: &Env, console: &Console) -> Result<Self> {
+        let no_proxy = env.get("NO_PROXY").map(str::to_string);
+        let proxy = match env.get("AGENT_PROXYURL") {
+            Some(raw) => {
+                let (url, in_url) = agent_proxy_url(raw)?;
+                if let Some((_, p)) = &in_url {
+                    console.set_secret(p);
+                }
+                let password = env
+                    .get("SECRET_AGENT_PROXYPASSWORD")
+                    .or_else(|| env.get("AGENT_PROXYPASSWORD"))
+                    .map(str::to_string);
+                if let Some(p) = &password {
+                    console.set_secret(p);
+                }
+                let credentials = match env.get("AGENT_PROXYUSERNAME") {
+                    Some(user) => Some((user.to_string(), password.unwrap_or_default())),
+                    None => {
+                        if password.is_some() {
+                            console.warning(
+                                "The agent has a proxy password but no proxy user name (AGENT_PROXYUSERNAME): \
+                                 the proxy is used without credentials.",
+                            );
+                        }
+                        in_url
+                    }
+                };
+                if let Some((u, p)) = &credentials {
+                    console.set_secret(
+                        &base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")),
+                    );
+                }
+                let bypass = env
+                    .get("AGENT_PROXYBYPASSLIST")
+                    .map(|raw| bypass_list(raw, console))
+                    .unwrap_or_default();
+                Proxy::Agent {
+                    url,
+                    credentials,
+                    bypass,
+                    no_proxy,
+                }
+            }
+            None => {
+                let mut shown = Vec::new();
+                // `raw` falls back to any case: https_proxy is found too.
+                for name in ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"] {
+                    if let Some(v) = env.raw(name).filter(|v| !v.trim().is_empty()) {
+                        let (url, credentials) = split_credentials(v.trim());
+                        if let Some((_, p)) = &credentials
+                            && !p.is_empty()
+                        {
+                            console.set_secret(p);
+                        }
+                        shown.push(format!("{name}={url}"));
+                    }
+                }
+                if shown.is_empty() {
+                    Proxy::None
+                } else {
+                    if let Some(n) = &no_proxy {
+                        shown.push(format!("NO_PROXY={n}"));
+                    }
+                    Proxy::Environment {
+                        shown: shown.join(", "),
+                    }
+                }
+            }
+        };
+        let (tls, ca_info) = match env.get("AGENT_CAINFO") {
+            Some(path) => {
+                let (pem, count) = read_ca_bundle(path)?;
+                let store = TrustStore::default().with_pem_certificate(pem);
+                let tls = TlsContext::builder()
+                    .with_trust_store(store)
+                    .build()
+                    .map_err(|e| anyhow!("AGENT_CAINFO '{path}': {e}"))?;
+                (tls, Some((path.to_string(), count)))
+            }
+            None => (TlsContext::default(), None),
+        };
+        let skip = truthy(env.get("AGENT_SKIPCERTVALIDATION"));
+        if skip {
+            console.warning(
+                "The agent is configured to skip TLS certificate validation (AGENT_SKIPCERTVALIDATION): \
+                 this task does not check who it talks to, so anyone on the network path can read and change \
+                 its requests, credentials included. Configure the agent with its proxy's CA certificate \
+                 (--sslcacert) instead.",
+            );
+        }
+        Ok(Self::new(proxy, tls, ca_info, skip))
+    }
+
+    /// One line for the log, or nothing when the network is the default.
+    /// Never contains a credential.
+    pub fn describe(&self) -> Option<String> {
+        let inner = &self.0;
+        let mut parts = Vec::new();
+        match &inner.proxy {
+            Proxy::None => {}
+            Proxy::Agent {
+                url,
+                credentials,
+                bypass,
+                no_proxy,
+            } => {
+                let mut p = format!("proxy {url} (agent)");
+                if let Some((user, _)) = credentials {
+                    p.push_str(&format!(", user '{user}'"));
+                }
+                if !bypass.is_empty() {
+                    p.push_str(&format!(", {} bypass pattern(s)", bypass.len()));
+                }
+                if let Some(n) = no_proxy {
+                    p.push_str(&format!(", NO_PROXY={n}"));
+                }
+                parts.push(p);
+            }
+            Proxy::Environment { shown } => {
+                parts.push(format!("proxy from the environment ({shown})"))
+            }
+        }
+        if let Some((path, n)) = &inner.ca_info {
+            parts.push(format!(
+                "{n} extra CA certificate(s) trusted from {path} (AGENT_CAINFO)"
+            ));
+        }
+        if inner.skip_verify {
+            parts.push("TLS certificates NOT verified (AGENT_SKIPCERTVALIDATION)".into());
+        }
+        (!parts.is_empty()).then(|| format!("Network: {}", parts.join("; ")))
+    }
+
+    /// The HTTP client for the SDK (`ConfigLoader::http_client`).
+    pub fn http_client(&self) -> SharedHttpClient {
+        SharedHttpClient::new(self.clone())
+    }
+
+    /// A connector for plain requests outside the SDK's operations.
+    pub fn connector(&self, settings: &HttpConnectorSettings) -> SharedHttpConnector {
+        let key = (settings.connect_timeout(), settings.read_timeout());
+        let mut cache = self.0.connectors.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, c)) = cache.iter().find(|(k, _)| *k == key) {
+            return c.clone();
+        }
+        let router = SharedHttpConnector::new(Router::new(self.0.clone(), settings));
+        cache.push((key, router.clone()));
+        router
+    }
+}
+
+impl HttpClient for Network {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        _components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.connector(settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_the_proxy_url_are_registered_and_never_shown() {
+        let (console, out) = Console::capture(false);
+        let env = Env::from_pairs([
+            ("AGENT_PROXYURL", "http://builder:url-pass@proxy.corp:3128"),
+            ("HTTPS_PROXY", "http://other:env-pass@ignored:1"),
+        ]);
+        let net = Network::from_env(&env, &console).unwrap();
+        let line = net.describe().unwrap();
+        assert_eq!(
+            line,
+            "Network: proxy http://proxy.corp:3128 (agent), user 'builder'"
+        );
+        console.info(&line);
+        let text = out.text();
+        assert!(
+            text.starts_with("##vso[task.setsecret]url-pass\n"),
+            "{text}"
+        );
+        assert!(!text.contains("env-pass"), "the agent proxy wins: {text}");
+
+        // Without the agent's proxy, the standard variables are described
+        // without their credentials, which are registered.
+        let (console, out) = Console::capture(false);
+        let env = Env::from_pairs([("HTTPS_PROXY", "http://other:env-pass@proxy2:8080")]);
+        let line = Network::from_env(&env, &console)
+            .unwrap()
+            .describe()
+            .unwrap();
+        assert_eq!(
+            line,
+            "Network: proxy from the environment (HTTPS_PROXY=http://proxy2:8080)"
+        );
+        assert!(out.text().contains("##vso[task.setsecret]env-pass"));
+        assert!(
+            Network::from_env(
+                &Env::from_pairs::<[(&str, &str); 0], &str, &str>([]),
+                &console
+            )
+            .unwrap()
+            .describe()
+            .is_none()
+        );
+    }
+}
