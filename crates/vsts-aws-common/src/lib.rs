@@ -303,6 +303,45 @@ where
     aws_sdk_sts::error::DisplayErrorContext(e).to_string()
 }
 
+/// The codes AWS services answer when the thing asked for does not exist.
+const NOT_FOUND_CODES: &[&str] = &[
+    "ResourceNotFoundException", // Lambda, Secrets Manager
+    "NoSuchBucket",
+    "NoSuchKey",
+    "NotFound",     // S3 HEAD requests
+    "NoSuchEntity", // IAM
+    "ParameterNotFound",
+    "ParameterVersionNotFound",
+    "ChangeSetNotFound",
+    "ChangeSetNotFoundException",
+];
+
+/// Whether an SDK error says that what was asked for does not exist: a
+/// service's not-found code, CloudFormation's `ValidationError` "Stack with
+/// id X does not exist", or a 404 without an error body (HEAD requests).
+/// Any other failure (access denied, throttling, the network) is not.
+pub fn is_not_found<E>(
+    e: &aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> bool
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
+{
+    use aws_smithy_runtime_api::client::result::SdkError;
+    let SdkError::ServiceError(service) = e else {
+        return false;
+    };
+    let err = service.err();
+    match err.code() {
+        Some(code) if NOT_FOUND_CODES.contains(&code) => true,
+        Some("ValidationError") => err.message().is_some_and(|m| m.contains("does not exist")),
+        Some(_) => false,
+        None => service.raw().status().as_u16() == 404,
+    }
+}
+
 /// Attaches the SDK error's full text as the cause.
 pub trait SdkResultExt<T> {
     fn sdk_context(self, what: impl FnOnce() -> String) -> Result<T>;
@@ -322,6 +361,49 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn not_found_is_one_decision_for_every_service() {
+        use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+        use aws_smithy_runtime_api::client::result::SdkError;
+        use aws_smithy_runtime_api::http::StatusCode;
+        use aws_smithy_types::body::SdkBody;
+        use aws_smithy_types::error::ErrorMetadata;
+        let error = |status: u16, code: Option<&str>, message: &str| {
+            let mut meta = ErrorMetadata::builder().message(message);
+            if let Some(c) = code {
+                meta = meta.code(c);
+            }
+            let raw = HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::empty());
+            SdkError::<ErrorMetadata, HttpResponse>::service_error(meta.build(), raw)
+        };
+        assert!(is_not_found(&error(
+            404,
+            Some("ResourceNotFoundException"),
+            "Function not found"
+        )));
+        assert!(is_not_found(&error(400, Some("ParameterNotFound"), "")));
+        assert!(is_not_found(&error(404, None, "")), "HEAD: a bare 404");
+        assert!(is_not_found(&error(
+            400,
+            Some("ValidationError"),
+            "Stack with id s does not exist"
+        )));
+        assert!(!is_not_found(&error(
+            400,
+            Some("ValidationError"),
+            "Template format error"
+        )));
+        assert!(!is_not_found(&error(
+            403,
+            Some("AccessDeniedException"),
+            "not found? no: denied"
+        )));
+        assert!(!is_not_found(&error(403, None, "")));
+        let timeout: SdkError<ErrorMetadata, HttpResponse> =
+            SdkError::timeout_error("took too long");
+        assert!(!is_not_found(&timeout));
+    }
 
     #[test]
     fn app_name_names_product_version_and_task() {

@@ -56,12 +56,7 @@ pub async fn describe(
         {
             Ok(out) => out,
             Err(e) => {
-                let missing = crate::service_error(&e).is_some_and(|(code, message)| {
-                    code == "ChangeSetNotFound"
-                        || code == "ChangeSetNotFoundException"
-                        || (code == "ValidationError" && message.contains("does not exist"))
-                });
-                if missing {
+                if vsts_aws_common::is_not_found(&e) {
                     return Ok(None);
                 }
                 return Err(e).sdk_context(|| format!("describing change set {name}"));

@@ -71,16 +71,6 @@ where
         .filter(|m| is_no_op(m))
 }
 
-/// "Stack with id X does not exist" (DescribeStacks on a missing stack).
-pub fn is_missing_stack<E, R>(e: &aws_sdk_cloudformation::error::SdkError<E, R>) -> bool
-where
-    E: aws_sdk_cloudformation::error::ProvideErrorMetadata,
-{
-    service_error(e).is_some_and(|(code, message)| {
-        code == "ValidationError" && message.contains("does not exist")
-    })
-}
-
 /// A ClientRequestToken: the SDK retries a call whose answer was lost, and
 /// with the same token CloudFormation does not run the operation twice.
 pub fn request_token(operation: &str) -> String {

@@ -50,7 +50,7 @@ fn next_delay(d: Duration) -> Duration {
 pub async fn describe_stack(client: &Client, stack: &str) -> Result<Option<Stack>> {
     match client.describe_stacks().stack_name(stack).send().await {
         Ok(out) => Ok(out.stacks().first().cloned()),
-        Err(e) if crate::is_missing_stack(&e) => Ok(None),
+        Err(e) if vsts_aws_common::is_not_found(&e) => Ok(None),
         Err(e) => Err(e).sdk_context(|| format!("describing stack {stack}")),
     }
 }

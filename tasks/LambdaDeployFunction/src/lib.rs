@@ -174,13 +174,6 @@ fn payload(code: &Code) -> Result<Payload> {
     Ok(Payload::Zip { bytes, sha })
 }
 
-fn not_found<E: aws_sdk_lambda::error::ProvideErrorMetadata, R>(
-    e: &aws_sdk_lambda::error::SdkError<E, R>,
-) -> bool {
-    use aws_sdk_lambda::error::ProvideErrorMetadata;
-    e.code() == Some("ResourceNotFoundException")
-}
-
 /// A role name becomes its ARN through IAM.
 async fn role_arn(setup: &AwsSetup, task: &Task, role: &str) -> Result<String> {
     if role.starts_with("arn:") {
@@ -188,8 +181,7 @@ async fn role_arn(setup: &AwsSetup, task: &Task, role: &str) -> Result<String> {
     }
     let iam = vsts_aws_common::client!(aws_sdk_iam, task, setup);
     let out = iam.get_role().role_name(role).send().await.map_err(|e| {
-        use aws_sdk_iam::error::ProvideErrorMetadata;
-        if e.code() == Some("NoSuchEntity") {
+        if vsts_aws_common::is_not_found(&e) {
             anyhow!(
                 "Input 'roleARN': role '{role}' was not found in IAM. Give its name or full ARN."
             )
@@ -214,7 +206,7 @@ pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
         .await
     {
         Ok(out) => out.configuration,
-        Err(e) if not_found(&e) => None,
+        Err(e) if vsts_aws_common::is_not_found(&e) => None,
         Err(e) => bail!(
             "Reading function '{}' failed: {}",
             p.function,
@@ -491,7 +483,7 @@ async fn point_alias(
         .await
     {
         Ok(_) => true,
-        Err(e) if not_found(&e) => false,
+        Err(e) if vsts_aws_common::is_not_found(&e) => false,
         Err(e) => bail!("Reading alias '{alias}' failed: {}", sdk_error_text(&e)),
     };
     if exists {

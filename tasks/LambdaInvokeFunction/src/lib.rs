@@ -111,8 +111,7 @@ pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
         .send()
         .await
         .map_err(|e| {
-            use aws_sdk_lambda::error::ProvideErrorMetadata;
-            if e.code() == Some("ResourceNotFoundException") {
+            if vsts_aws_common::is_not_found(&e) {
                 anyhow!(
                     "Function '{}' does not exist in region {}.",
                     p.function,

@@ -153,8 +153,7 @@ pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
         .send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| {
-            use aws_sdk_s3::error::ProvideErrorMetadata;
-            if e.code() == Some("NoSuchBucket") {
+            if vsts_aws_common::is_not_found(&e) {
                 anyhow!(
                     "Bucket '{}' does not exist in region {}.",
                     p.bucket,

@@ -125,13 +125,6 @@ pub async fn run(task: Task) -> Result<()> {
     execute(&task, &setup, &params).await
 }
 
-fn not_found<E: aws_sdk_secretsmanager::error::ProvideErrorMetadata, R>(
-    e: &aws_sdk_secretsmanager::error::SdkError<E, R>,
-) -> bool {
-    use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
-    e.code() == Some("ResourceNotFoundException")
-}
-
 pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
     let console = &task.console;
     let client = vsts_aws_common::client!(aws_sdk_secretsmanager, task, setup);
@@ -149,7 +142,7 @@ pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
                 .await;
             match r {
                 Ok(_) => {}
-                Err(e) if not_found(&e) => exists = false,
+                Err(e) if vsts_aws_common::is_not_found(&e) => exists = false,
                 Err(e) => bail!(
                     "Updating the description/KMS key of secret '{}' failed: {}",
                     p.secret,
@@ -168,7 +161,7 @@ pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
                     out.arn().unwrap_or_default().to_string(),
                     out.version_id().unwrap_or_default().to_string(),
                 )),
-                Err(e) if not_found(&e) => None,
+                Err(e) if vsts_aws_common::is_not_found(&e) => None,
                 Err(e) => bail!(
                     "Putting a new value into secret '{}' failed: {}",
                     p.secret,

@@ -215,12 +215,10 @@ pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
                 .send()
                 .await
                 .map_err(|e| {
-                    use aws_sdk_ssm::error::ProvideErrorMetadata;
-                    match e.code() {
-                        Some("ParameterNotFound") | Some("ParameterVersionNotFound") => {
-                            anyhow!("Parameter '{id}' was not found in region {}.", setup.region)
-                        }
-                        _ => anyhow!("Reading parameter '{id}' failed: {}", sdk_error_text(&e)),
+                    if vsts_aws_common::is_not_found(&e) {
+                        anyhow!("Parameter '{id}' was not found in region {}.", setup.region)
+                    } else {
+                        anyhow!("Reading parameter '{id}' failed: {}", sdk_error_text(&e))
                     }
                 })?;
             out.parameter.into_iter().collect()

@@ -73,8 +73,7 @@ pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
     let existing = match client.get_parameter().name(&p.name).send().await {
         Ok(out) => out.parameter.and_then(|x| x.r#type),
         Err(e) => {
-            use aws_sdk_ssm::error::ProvideErrorMetadata;
-            if e.code() == Some("ParameterNotFound") {
+            if vsts_aws_common::is_not_found(&e) {
                 None
             } else {
                 bail!(
