@@ -12,16 +12,23 @@ use vsts_task::Task;
 pub use patterns::Patterns;
 pub use progress::Progress;
 
-/// An S3 client for the task: path-style addressing when asked (or when a
-/// custom endpoint is used, which S3-compatible stores need), an endpoint
-/// from the task input over the service connection's, the HTTP log.
+/// The S3 client of every task that talks to S3 (CloudFormation's template
+/// upload too): path-style addressing when asked or when any custom
+/// endpoint is in use (emulators and S3-compatible stores rarely resolve
+/// `bucket.host`), an endpoint from the task input over the service
+/// connection's, five attempts, the HTTP log.
 pub fn client(
     task: &Task,
     setup: &AwsSetup,
     path_style: bool,
     endpoint: Option<&str>,
 ) -> aws_sdk_s3::Client {
-    let mut conf = aws_sdk_s3::config::Builder::from(&setup.config).force_path_style(path_style);
+    let custom = endpoint.is_some()
+        || setup.endpoint_url.is_some()
+        || task.env.get("AWS_ENDPOINT_URL").is_some()
+        || task.env.get("AWS_ENDPOINT_URL_S3").is_some();
+    let mut conf =
+        aws_sdk_s3::config::Builder::from(&setup.config).force_path_style(path_style || custom);
     // Transfers meet throttling and dropped connections more than other
     // calls: five attempts, unless the agent says otherwise.
     if task.env.get("AWS_MAX_ATTEMPTS").is_none() {

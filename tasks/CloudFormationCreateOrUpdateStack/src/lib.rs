@@ -263,7 +263,7 @@ async fn template_spec(task: &Task, setup: &AwsSetup, p: &Params) -> Result<Spec
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "template".into());
-            let s3 = s3_client(task, setup);
+            let s3 = vsts_s3::client(task, setup, false, None);
             task.console.info(&format!(
                 "Uploading the template ({} bytes) to s3://{bucket}/{key}",
                 body.len()
@@ -279,22 +279,10 @@ async fn template_spec(task: &Task, setup: &AwsSetup, p: &Params) -> Result<Spec
         }
         Template::Url(u) => Spec::Url(u.clone()),
         Template::S3 { bucket, key } => {
-            Spec::Url(presign(&s3_client(task, setup), bucket, key).await?)
+            Spec::Url(presign(&vsts_s3::client(task, setup, false, None), bucket, key).await?)
         }
         Template::UsePrevious => Spec::Previous,
     })
-}
-
-fn s3_client(task: &Task, setup: &AwsSetup) -> aws_sdk_s3::Client {
-    // Custom endpoints (emulators, S3-compatible stores) want path-style.
-    let custom = setup.endpoint_url.is_some()
-        || task.env.get("AWS_ENDPOINT_URL").is_some()
-        || task.env.get("AWS_ENDPOINT_URL_S3").is_some();
-    let mut conf = aws_sdk_s3::config::Builder::from(&setup.config).force_path_style(custom);
-    if let Some(log) = setup.http_log(task) {
-        conf = conf.interceptor(log);
-    }
-    aws_sdk_s3::Client::from_conf(conf.build())
 }
 
 /// A presigned GET URL, as the original sends: CloudFormation reads the

@@ -300,3 +300,19 @@ fn inner_dot_segments_of_the_target_folder_are_resolved() {
         .assert_succeeded();
     assert_eq!(keys(&b), ["site/v2/a.txt", "site/v2/sub/b.txt"]);
 }
+
+/// A custom endpoint (here moto's, by a host name, from AWS_ENDPOINT_URL)
+/// is addressed path-style even when forcePathStyleAddressing is left off:
+/// an emulator or S3-compatible store rarely resolves `bucket.host`.
+#[test]
+fn a_custom_endpoint_is_addressed_path_style() {
+    let b = bucket();
+    let src = tree(&[("a.txt", b"alpha")]);
+    let by_name = test_support::moto().replace("127.0.0.1", "localhost");
+    upload(&b, &src)
+        .set("AWS_ENDPOINT_URL", &by_name)
+        .input("forcePathStyleAddressing", "false")
+        .run(bin())
+        .assert_succeeded();
+    assert_eq!(get(&b, "a.txt"), b"alpha");
+}
