@@ -12,24 +12,31 @@
 //! change set leaves); a stack in ROLLBACK_COMPLETE is re-created only on
 //! request (`recreateRolledBackStack`); an operation already in progress is
 //! waited for; termination protection on create; `disableRollback` works.
+//!
+//! `execute` settles the stack (waits out an operation in progress,
+//! re-creates a rolled-back first creation on request), then hands one
+//! `Deploy` to the step that applies: `direct` (CreateStack/UpdateStack) or
+//! `change_set`. `template` turns the template source into what the API
+//! takes; `stack_parameters` completes the parameters to send.
 
 pub mod params;
+mod stack_parameters;
+mod template;
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use aws_sdk_cloudformation::Client;
-use aws_sdk_cloudformation::types::{ChangeSetType, Stack};
-use vsts_aws_common::{AwsSetup, SdkResultExt};
+use aws_sdk_cloudformation::types::Stack;
+use vsts_aws_common::AwsSetup;
 use vsts_cfn::changeset::{self, ChangeSet};
-use vsts_cfn::events::EventStream;
 use vsts_cfn::parameters::Parameter;
-use vsts_cfn::wait::{Operation, describe_stack, status_of, wait_for_stack};
+use vsts_cfn::wait::{describe_stack, status_of};
 use vsts_task::Task;
 use vsts_task::limits::{Limit, ceiling, line, lines};
 
 pub use params::{Params, Template};
+use template::Spec;
 
 /// What each free-text input may hold, checked before anything else.
 pub const INPUT_LIMITS: &[Limit] = &[
@@ -64,23 +71,55 @@ pub async fn run(task: Task) -> Result<()> {
     execute(&task, &setup, &params).await
 }
 
-/// The template as the API takes it.
-#[derive(Debug, Clone)]
-enum Spec {
-    Body(String),
-    Url(String),
-    Previous,
+/// What every step of one run shares: the task, the client, the inputs,
+/// the deadline, the template and parameters to send, and the stack as it
+/// was before this run.
+pub(crate) struct Deploy<'a> {
+    pub(crate) task: &'a Task,
+    pub(crate) client: Client,
+    pub(crate) p: &'a Params,
+    pub(crate) deadline: Instant,
+    pub(crate) spec: Spec,
+    pub(crate) parameters: Vec<Parameter>,
+    /// The stack before this run; `exists` is false for none and for a
+    /// stack a change set created but never executed (`reviewing`).
+    pub(crate) existing: Option<Stack>,
+    pub(crate) exists: bool,
+    pub(crate) reviewing: bool,
+}
+
+impl Deploy<'_> {
+    /// Time left before the run's timeout.
+    pub(crate) fn remaining(&self) -> Duration {
+        remaining(self.deadline)
+    }
+
+    /// CloudFormation has nothing to change: a success, with a warning when
+    /// the user asked for one.
+    pub(crate) fn no_work(&self, message: &str) {
+        let (task, p) = (self.task, self.p);
+        let text = format!(
+            "Stack {} is already up to date: CloudFormation reports no changes to make ({})",
+            p.stack_name,
+            message.trim()
+        );
+        if p.warn_when_no_work {
+            task.console.warning(&text);
+        } else {
+            task.console.info(&text);
+        }
+    }
 }
 
 /// What the run did, for the summary.
-struct Report {
-    action: String,
-    status: String,
-    change_set: Option<ChangeSet>,
+pub(crate) struct Report {
+    pub(crate) action: String,
+    pub(crate) status: String,
+    pub(crate) change_set: Option<ChangeSet>,
 }
 
 impl Report {
-    fn no_changes() -> Self {
+    pub(crate) fn no_changes() -> Self {
         Report {
             action: "no changes".into(),
             status: "unchanged".into(),
@@ -88,6 +127,52 @@ impl Report {
         }
     }
 }
+
+/// Fills the request fields every operation shares, template included.
+/// CreateStack has no UsePreviousTemplate: `new_stack` says so.
+macro_rules! common_fields {
+    ($req:expr, $d:expr) => {
+        common_fields!($req, $d, |req| req.use_previous_template(true))
+    };
+    ($req:expr, $d:expr, new_stack) => {
+        common_fields!($req, $d, |_req| anyhow::bail!(
+            "a new stack has no previous template"
+        ))
+    };
+    ($req:expr, $d:expr, |$r:ident| $previous:expr) => {{
+        let d = &$d;
+        let req = $req
+            .stack_name(&d.p.stack_name)
+            .set_parameters(Some(
+                d.parameters
+                    .iter()
+                    .map(vsts_cfn::parameters::Parameter::to_sdk)
+                    .collect(),
+            ))
+            .set_capabilities((!d.p.capabilities.is_empty()).then(|| d.p.capabilities.clone()))
+            .set_role_arn(d.p.role_arn.clone())
+            .set_resource_types(
+                (!d.p.resource_types.is_empty()).then(|| d.p.resource_types.clone()),
+            )
+            .set_notification_arns(
+                (!d.p.notification_arns.is_empty()).then(|| d.p.notification_arns.clone()),
+            )
+            .set_tags((!d.p.tags.is_empty()).then(|| d.p.tags.clone()))
+            .set_rollback_configuration(d.p.rollback.clone());
+        match &d.spec {
+            $crate::template::Spec::Body(b) => req.template_body(b),
+            $crate::template::Spec::Url(u) => req.template_url(u),
+            $crate::template::Spec::Previous => {
+                let $r = req;
+                $previous
+            }
+        }
+    }};
+}
+
+// After the macro: the modules that use it.
+mod change_set;
+mod direct;
 
 pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
     let started = Instant::now();
@@ -153,41 +238,29 @@ pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
         )),
     }
 
-    let spec = template_spec(task, setup, p).await?;
+    let spec = template::template_spec(task, setup, p).await?;
     console.info(&format!("Template: {}", p.template.describe()));
-    let parameters = complete_parameters(task, &client, p, &spec, existing.as_ref(), exists).await;
+    let mut deploy = Deploy {
+        task,
+        client,
+        p,
+        deadline,
+        spec,
+        parameters: Vec::new(),
+        existing,
+        exists,
+        reviewing,
+    };
+    deploy.parameters = stack_parameters::complete(&deploy).await;
+    let client = &deploy.client;
 
     let report = match &p.change_set {
-        None if exists => {
-            update_directly(
-                task,
-                &client,
-                p,
-                &spec,
-                &parameters,
-                existing.as_ref(),
-                deadline,
-            )
-            .await?
-        }
-        None => create_directly(task, &client, p, &spec, &parameters, deadline).await?,
-        Some(cs) => {
-            with_change_set(
-                task,
-                &client,
-                p,
-                cs,
-                &spec,
-                &parameters,
-                exists,
-                reviewing,
-                deadline,
-            )
-            .await?
-        }
+        None if exists => direct::update(&deploy).await?,
+        None => direct::create(&deploy).await?,
+        Some(cs) => change_set::deploy(&deploy, cs).await?,
     };
 
-    let stack = describe_stack(&client, &p.stack_name)
+    let stack = describe_stack(client, &p.stack_name)
         .await?
         .with_context(|| format!("stack {} not found after the operation", p.stack_name))?;
     let outputs_md = vsts_cfn::outputs::publish(task, &p.outputs, &stack)?;
@@ -246,436 +319,4 @@ async fn settle(
         tokio::time::sleep(delay).await;
         delay = (delay * 3 / 2).min(Duration::from_secs(10));
     }
-}
-
-/// Uploads a local template when a bucket is given; presigns S3 sources.
-async fn template_spec(task: &Task, setup: &AwsSetup, p: &Params) -> Result<Spec> {
-    Ok(match &p.template {
-        Template::File {
-            body, bucket: None, ..
-        } => Spec::Body(body.clone()),
-        Template::File {
-            path,
-            body,
-            bucket: Some(bucket),
-        } => {
-            let key = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "template".into());
-            let s3 = vsts_s3::client(task, setup, false, None);
-            task.console.info(&format!(
-                "Uploading the template ({} bytes) to s3://{bucket}/{key}",
-                body.len()
-            ));
-            s3.put_object()
-                .bucket(bucket)
-                .key(&key)
-                .body(body.clone().into_bytes().into())
-                .send()
-                .await
-                .sdk_context(|| format!("uploading the template to s3://{bucket}/{key}"))?;
-            Spec::Url(presign(&s3, bucket, &key).await?)
-        }
-        Template::Url(u) => Spec::Url(u.clone()),
-        Template::S3 { bucket, key } => {
-            Spec::Url(presign(&vsts_s3::client(task, setup, false, None), bucket, key).await?)
-        }
-        Template::UsePrevious => Spec::Previous,
-    })
-}
-
-/// A presigned GET URL, as the original sends: CloudFormation reads the
-/// template with it whatever the bucket's policy. Never printed.
-async fn presign(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<String> {
-    let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(Duration::from_secs(3600))
-        .context("presigning configuration")?;
-    let req = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .presigned(config)
-        .await
-        .sdk_context(|| format!("presigning s3://{bucket}/{key}"))?;
-    Ok(req.uri().to_string())
-}
-
-/// The parameters to send: the user's, plus UsePreviousValue for the
-/// template's parameters the user did not give and the stack already has
-/// (on update). Registers the values of NoEcho parameters as secrets.
-/// Without GetTemplateSummary (not allowed, say) the user's parameters go
-/// as they are.
-async fn complete_parameters(
-    task: &Task,
-    client: &Client,
-    p: &Params,
-    spec: &Spec,
-    existing: Option<&Stack>,
-    exists: bool,
-) -> Vec<Parameter> {
-    let console = &task.console;
-    let mut params = p.parameters.clone();
-    let summary = {
-        let req = client.get_template_summary();
-        let req = match spec {
-            Spec::Body(b) => req.template_body(b),
-            Spec::Url(u) => req.template_url(u),
-            Spec::Previous => req.stack_name(&p.stack_name),
-        };
-        req.send().await
-    };
-    let mut previous = Vec::new();
-    match summary {
-        Ok(summary) => {
-            let declared = summary.parameters();
-            for d in declared.iter().filter(|d| d.no_echo() == Some(true)) {
-                if let Some(v) = params
-                    .iter()
-                    .find(|x| Some(x.key.as_str()) == d.parameter_key())
-                    .and_then(|x| x.value.as_deref())
-                {
-                    console.set_secret(v);
-                }
-            }
-            if exists && p.use_previous_values {
-                let current: HashMap<&str, Option<&str>> = existing
-                    .map(|s| {
-                        s.parameters()
-                            .iter()
-                            .filter_map(|x| Some((x.parameter_key()?, x.parameter_value())))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                for d in declared {
-                    let Some(key) = d.parameter_key() else {
-                        continue;
-                    };
-                    let Some(value) = current.get(key) else {
-                        continue;
-                    };
-                    if params.iter().any(|x| x.key == key) {
-                        continue;
-                    }
-                    // When the current value is the default, the default
-                    // gives it back; NoEcho values read as "****" and must
-                    // be kept explicitly.
-                    let is_default =
-                        value.is_some() && *value == d.default_value() && d.no_echo() != Some(true);
-                    if !is_default {
-                        params.push(Parameter::previous(key));
-                        previous.push(key.to_string());
-                    }
-                }
-            }
-        }
-        Err(e) => console.debug(&format!(
-            "GetTemplateSummary failed, parameters are sent as given: {}",
-            vsts_aws_common::sdk_error_text(&e)
-        )),
-    }
-    let given: Vec<&str> = p
-        .parameters
-        .iter()
-        .map(|x| x.key.as_str())
-        .filter(|k| !p.overridden.iter().any(|o| o == k))
-        .collect();
-    let mut parts = Vec::new();
-    if !given.is_empty() {
-        parts.push(format!(
-            "{} (from {})",
-            given.join(", "),
-            p.parameters_source.as_deref().unwrap_or("the parameters")
-        ));
-    }
-    if !p.overridden.is_empty() {
-        parts.push(format!("{} (parameterOverrides)", p.overridden.join(", ")));
-    }
-    if !previous.is_empty() {
-        parts.push(format!("{} (current values kept)", previous.join(", ")));
-    }
-    if !parts.is_empty() {
-        console.info(&format!("Parameters: {}", parts.join("; ")));
-    }
-    params
-}
-
-/// Fills the request fields every operation shares, template included.
-/// CreateStack has no UsePreviousTemplate: `new_stack` says so.
-macro_rules! common_fields {
-    ($req:expr, $p:expr, $spec:expr, $params:expr) => {
-        common_fields!($req, $p, $spec, $params, |req| req
-            .use_previous_template(true))
-    };
-    ($req:expr, $p:expr, $spec:expr, $params:expr, new_stack) => {
-        common_fields!($req, $p, $spec, $params, |_req| bail!(
-            "a new stack has no previous template"
-        ))
-    };
-    ($req:expr, $p:expr, $spec:expr, $params:expr, |$r:ident| $previous:expr) => {{
-        let req = $req
-            .stack_name(&$p.stack_name)
-            .set_parameters(Some($params.iter().map(Parameter::to_sdk).collect()))
-            .set_capabilities((!$p.capabilities.is_empty()).then(|| $p.capabilities.clone()))
-            .set_role_arn($p.role_arn.clone())
-            .set_resource_types((!$p.resource_types.is_empty()).then(|| $p.resource_types.clone()))
-            .set_notification_arns(
-                (!$p.notification_arns.is_empty()).then(|| $p.notification_arns.clone()),
-            )
-            .set_tags((!$p.tags.is_empty()).then(|| $p.tags.clone()))
-            .set_rollback_configuration($p.rollback.clone());
-        match $spec {
-            Spec::Body(b) => req.template_body(b),
-            Spec::Url(u) => req.template_url(u),
-            Spec::Previous => {
-                let $r = req;
-                $previous
-            }
-        }
-    }};
-}
-
-async fn create_directly(
-    task: &Task,
-    client: &Client,
-    p: &Params,
-    spec: &Spec,
-    parameters: &[Parameter],
-    deadline: Instant,
-) -> Result<Report> {
-    let req = common_fields!(client.create_stack(), p, spec, parameters, new_stack)
-        .on_failure(p.on_failure.clone())
-        .client_request_token(vsts_cfn::request_token("create"))
-        .set_enable_termination_protection(p.termination_protection.then_some(true));
-    let out = req
-        .send()
-        .await
-        .sdk_context(|| format!("creating stack {}", p.stack_name))?;
-    let id = out.stack_id().unwrap_or(&p.stack_name).to_string();
-    task.console.info(&format!("Creating stack {id}"));
-    let mut events = EventStream::fresh(&id);
-    let stack = wait_for_stack(
-        client,
-        &task.console,
-        &id,
-        Operation::Create,
-        &mut events,
-        remaining(deadline),
-    )
-    .await?;
-    Ok(Report {
-        action: "created".into(),
-        status: stack.as_ref().map(status_of).unwrap_or_default(),
-        change_set: None,
-    })
-}
-
-async fn update_directly(
-    task: &Task,
-    client: &Client,
-    p: &Params,
-    spec: &Spec,
-    parameters: &[Parameter],
-    existing: Option<&Stack>,
-    deadline: Instant,
-) -> Result<Report> {
-    let id = existing
-        .and_then(|s| s.stack_id())
-        .unwrap_or(&p.stack_name)
-        .to_string();
-    let mut events = EventStream::start(client, &id).await;
-    let req = common_fields!(client.update_stack(), p, spec, parameters)
-        .client_request_token(vsts_cfn::request_token("update"));
-    match req.send().await {
-        Ok(_) => {}
-        Err(e) => {
-            if let Some(message) = vsts_cfn::no_op_error(&e) {
-                no_work(task, p, &message);
-                return Ok(Report::no_changes());
-            }
-            return Err(e).sdk_context(|| format!("updating stack {}", p.stack_name));
-        }
-    }
-    task.console.info(&format!("Updating stack {id}"));
-    let stack = wait_for_stack(
-        client,
-        &task.console,
-        &id,
-        Operation::Update,
-        &mut events,
-        remaining(deadline),
-    )
-    .await?;
-    Ok(Report {
-        action: "updated".into(),
-        status: stack.as_ref().map(status_of).unwrap_or_default(),
-        change_set: None,
-    })
-}
-
-fn no_work(task: &Task, p: &Params, message: &str) {
-    let text = format!(
-        "Stack {} is already up to date: CloudFormation reports no changes to make ({})",
-        p.stack_name,
-        message.trim()
-    );
-    if p.warn_when_no_work {
-        task.console.warning(&text);
-    } else {
-        task.console.info(&text);
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn with_change_set(
-    task: &Task,
-    client: &Client,
-    p: &Params,
-    cs: &params::ChangeSetOptions,
-    spec: &Spec,
-    parameters: &[Parameter],
-    exists: bool,
-    reviewing: bool,
-    deadline: Instant,
-) -> Result<Report> {
-    let console = &task.console;
-    if (exists || reviewing)
-        && let Some(old) = changeset::describe(client, &cs.name, Some(&p.stack_name)).await?
-    {
-        console.info(&format!(
-            "Deleting the existing change set {} ({}) to create it again",
-            cs.name, old.status
-        ));
-        client
-            .delete_change_set()
-            .change_set_name(&old.id)
-            .send()
-            .await
-            .sdk_context(|| format!("deleting change set {}", cs.name))?;
-    }
-    let kind = if exists {
-        ChangeSetType::Update
-    } else {
-        ChangeSetType::Create
-    };
-    console.info(&format!(
-        "Creating change set {} ({}) for stack {}",
-        cs.name,
-        kind.as_str(),
-        p.stack_name
-    ));
-    let created = common_fields!(client.create_change_set(), p, spec, parameters)
-        .change_set_name(&cs.name)
-        .change_set_type(kind.clone())
-        .set_description(cs.description.clone())
-        .set_include_nested_stacks(cs.include_nested.then_some(true))
-        .send()
-        .await;
-    let out = match created {
-        Ok(out) => out,
-        // Usually a change set fails later with "didn't contain changes";
-        // CloudFormation can also refuse it at once.
-        Err(e) => {
-            if let Some(message) = vsts_cfn::no_op_error(&e) {
-                no_work(task, p, &message);
-                return Ok(Report::no_changes());
-            }
-            return Err(e).sdk_context(|| {
-                format!("creating change set {} for stack {}", cs.name, p.stack_name)
-            });
-        }
-    };
-    let set_id = out.id().unwrap_or(&cs.name).to_string();
-    let stack_id = out.stack_id().unwrap_or(&p.stack_name).to_string();
-    let set = changeset::wait_until_ready(
-        client,
-        &set_id,
-        None,
-        remaining(deadline).min(Duration::from_secs(1800)),
-    )
-    .await?;
-
-    if set.status == "FAILED" {
-        // Nothing half-done: the failed change set goes, and so does the
-        // empty stack a first change set created.
-        let _ = client
-            .delete_change_set()
-            .change_set_name(&set_id)
-            .send()
-            .await;
-        if set.is_no_op() {
-            no_work(task, p, &set.status_reason);
-            // No plan in the summary: an empty change set lists nothing
-            // that will happen.
-            return Ok(Report::no_changes());
-        }
-        if !exists && !reviewing {
-            let _ = client.delete_stack().stack_name(&stack_id).send().await;
-        }
-        bail!(
-            "Change set {} for stack {} failed: {}",
-            cs.name,
-            p.stack_name,
-            set.status_reason
-        );
-    }
-    for line in changeset::preview_lines(&set) {
-        console.info(&line);
-    }
-    if !cs.auto_execute {
-        console.info(&format!(
-            "Change set {} is ready and was not executed (autoExecuteChangeSet is false). \
-             Execute it with CloudFormationExecuteChangeSet or in the console.",
-            cs.name
-        ));
-        return Ok(Report {
-            action: "change set created".into(),
-            status: set.execution_status.clone(),
-            change_set: Some(set),
-        });
-    }
-    let mut events = EventStream::start(client, &stack_id).await;
-    console.info(&format!("Executing change set {}", cs.name));
-    client
-        .execute_change_set()
-        .change_set_name(&set_id)
-        .client_request_token(vsts_cfn::request_token("execute"))
-        .send()
-        .await
-        .sdk_context(|| format!("executing change set {}", cs.name))?;
-    let op = if exists {
-        Operation::Update
-    } else {
-        Operation::Create
-    };
-    let stack = wait_for_stack(
-        client,
-        console,
-        &stack_id,
-        op,
-        &mut events,
-        remaining(deadline),
-    )
-    .await?;
-    // A change set cannot carry it: set once the stack exists. The stack
-    // is there and complete either way, so a refusal is a warning.
-    if !exists && p.termination_protection {
-        let protected = client
-            .update_termination_protection()
-            .stack_name(&stack_id)
-            .enable_termination_protection(true)
-            .send()
-            .await;
-        if let Err(e) = protected {
-            console.warning(&format!(
-                "Stack {} was created, but termination protection could not be enabled: {}",
-                p.stack_name,
-                vsts_aws_common::sdk_error_text(&e)
-            ));
-        }
-    }
-    Ok(Report {
-        action: if exists { "updated" } else { "created" }.into(),
-        status: stack.as_ref().map(status_of).unwrap_or_default(),
-        change_set: Some(set),
-    })
 }
