@@ -1,0 +1,202 @@
+//! The code to deploy: a zip file, a folder zipped deterministically, or an
+//! S3 object; and the code update, skipped when the CodeSha256 is unchanged.
+
+use anyhow::{Context, Result, anyhow, bail};
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::Architecture;
+use vsts_aws_common::sdk_error_text;
+use vsts_task::Console;
+
+use crate::params::{Code, DIRECT_UPLOAD_LIMIT, Params};
+use crate::wait::wait;
+
+/// The zip of a folder, the same bytes for the same files: entries sorted,
+/// fixed timestamps, modes 644 (755 for executables).
+pub fn zip_folder(dir: &std::path::Path) -> Result<Vec<u8>> {
+    use std::io::Write;
+    let mut files = Vec::new();
+    for entry in walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .sort_by_file_name()
+    {
+        let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
+        if entry.file_type().is_file() {
+            let rel = entry
+                .path()
+                .strip_prefix(dir)?
+                .to_string_lossy()
+                .replace('\\', "/");
+            files.push((rel, entry.path().to_path_buf()));
+        }
+    }
+    if files.is_empty() {
+        bail!(
+            "Input 'localFolder': {} has no files to deploy.",
+            dir.display()
+        );
+    }
+    files.sort();
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (rel, path) in files {
+        #[cfg(unix)]
+        let executable = {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(&path)?.permissions().mode() & 0o111 != 0
+        };
+        #[cfg(not(unix))]
+        let executable = false;
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .compression_level(Some(9))
+            .last_modified_time(zip::DateTime::default())
+            .unix_permissions(if executable { 0o755 } else { 0o644 });
+        zip.start_file(rel.as_str(), opts)?;
+        zip.write_all(
+            &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+        )?;
+    }
+    Ok(zip.finish()?.into_inner())
+}
+
+/// Lambda's CodeSha256: base64 of the SHA-256 of the zip.
+pub fn code_sha256(bytes: &[u8]) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(bytes))
+}
+
+/// The code to send: zip bytes (with their CodeSha256) or an S3 location.
+pub(crate) enum Payload {
+    Zip {
+        bytes: Vec<u8>,
+        sha: String,
+    },
+    S3 {
+        bucket: String,
+        key: String,
+        version: Option<String>,
+    },
+}
+
+pub(crate) fn payload(code: &Code) -> Result<Payload> {
+    let bytes = match code {
+        Code::S3 {
+            bucket,
+            key,
+            version,
+        } => {
+            return Ok(Payload::S3 {
+                bucket: bucket.clone(),
+                key: key.clone(),
+                version: version.clone(),
+            });
+        }
+        Code::Zip(path) => {
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?
+        }
+        Code::Folder(dir) => {
+            let bytes = zip_folder(dir)?;
+            if bytes.len() as u64 > DIRECT_UPLOAD_LIMIT {
+                bail!(
+                    "Input 'localFolder': the zipped folder is {:.1} MiB, over Lambda's 50 MiB limit for direct uploads. Zip it, upload it to S3 and set codeLocation to 's3object'.",
+                    bytes.len() as f64 / 1048576.0
+                );
+            }
+            bytes
+        }
+    };
+    let sha = code_sha256(&bytes);
+    Ok(Payload::Zip { bytes, sha })
+}
+
+/// Updates the function's code and waits for it; returns the function ARN.
+pub(crate) async fn update_code(
+    console: &Console,
+    lambda: &aws_sdk_lambda::Client,
+    p: &Params,
+    current_sha: Option<&str>,
+    code: Payload,
+) -> Result<String> {
+    let req = lambda
+        .update_function_code()
+        .function_name(&p.function)
+        .set_architectures(
+            p.architecture
+                .as_ref()
+                .map(|a| vec![Architecture::from(a.as_str())]),
+        );
+    let req = match code {
+        Payload::Zip { bytes, sha } => {
+            if current_sha == Some(sha.as_str()) && p.architecture.is_none() {
+                console.info(&format!(
+                    "Code unchanged (CodeSha256 {sha}): no code update needed."
+                ));
+                let conf = lambda
+                    .get_function_configuration()
+                    .function_name(&p.function)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        anyhow!(
+                            "Reading function '{}' failed: {}",
+                            p.function,
+                            sdk_error_text(&e)
+                        )
+                    })?;
+                return Ok(conf.function_arn().unwrap_or_default().to_string());
+            }
+            req.zip_file(Blob::new(bytes))
+        }
+        Payload::S3 {
+            bucket,
+            key,
+            version,
+        } => req
+            .s3_bucket(bucket)
+            .s3_key(key)
+            .set_s3_object_version(version),
+    };
+    console.info(&format!("Updating the code of {}", p.function));
+    let out = req.send().await.map_err(|e| {
+        anyhow!(
+            "Updating the code of '{}' failed: {}",
+            p.function,
+            sdk_error_text(&e)
+        )
+    })?;
+    console.info(&format!(
+        "New CodeSha256 {}",
+        out.code_sha256().unwrap_or("?")
+    ));
+    wait(console, lambda, &p.function).await?;
+    Ok(out.function_arn().unwrap_or_default().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_zips_are_deterministic() {
+        let dir = std::env::temp_dir().join(format!("zipdet-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("lib")).unwrap();
+        std::fs::write(dir.join("index.py"), b"def handler(e, c): return e\n").unwrap();
+        std::fs::write(dir.join("lib/util.py"), b"X = 1\n").unwrap();
+        let a = zip_folder(&dir).unwrap();
+        // A later modification time must not change the bytes.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        std::fs::write(dir.join("lib/util.py"), b"X = 1\n").unwrap();
+        let b = zip_folder(&dir).unwrap();
+        assert_eq!(code_sha256(&a), code_sha256(&b));
+        std::fs::write(dir.join("lib/util.py"), b"X = 2\n").unwrap();
+        assert_ne!(code_sha256(&a), code_sha256(&zip_folder(&dir).unwrap()));
+    }
+
+    #[test]
+    fn code_sha256_is_lambdas_format() {
+        assert_eq!(
+            code_sha256(b"abc"),
+            "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="
+        );
+    }
+}
