@@ -9,6 +9,9 @@
 //! that are gone locally), a dry run, progress and a Markdown summary. A
 //! failed or cancelled multipart upload is aborted: no orphaned parts.
 
+mod bucket;
+mod headers;
+mod multipart;
 mod params;
 mod plan;
 mod upload;
@@ -21,9 +24,9 @@ use vsts_s3::human_bytes;
 use vsts_task::Task;
 use vsts_task::limits::{Limit, ceiling, line, lines};
 
+pub use multipart::{MULTIPART_THRESHOLD, Uploads, part_size};
 pub use params::{Params, Sse};
 pub use plan::{Action, FileItem, Plan};
-pub use upload::{MULTIPART_THRESHOLD, Uploads, part_size};
 
 /// What each free-text input may hold, checked before anything else.
 pub const INPUT_LIMITS: &[Limit] = &[
@@ -86,7 +89,7 @@ pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params, uploads: &Upload
         p.source.display()
     ));
 
-    upload::ensure_bucket(console, &client, p, &setup.region).await?;
+    bucket::ensure_bucket(console, &client, p, &setup.region).await?;
     let plan = plan::decide(console, &client, p, files).await?;
 
     if p.dry_run {
@@ -117,7 +120,7 @@ pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params, uploads: &Upload
     let report = upload::upload_all(task, &client, p, &plan, uploads).await;
     let mut deleted = 0;
     if report.failures.is_empty() && !plan.deletes.is_empty() {
-        deleted = upload::delete_keys(console, &client, &p.bucket, &plan.deletes).await?;
+        deleted = bucket::delete_keys(console, &client, &p.bucket, &plan.deletes).await?;
     } else if !plan.deletes.is_empty() {
         console.warning(&format!(
             "{} stale object(s) were not deleted because uploads failed.",

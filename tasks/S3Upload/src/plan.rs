@@ -9,8 +9,8 @@ use md5::{Digest, Md5};
 use vsts_s3::join_key;
 use vsts_task::Console;
 
+use crate::multipart::{MULTIPART_THRESHOLD, part_size};
 use crate::params::{Params, Sse};
-use crate::upload::{MULTIPART_THRESHOLD, part_size};
 
 #[derive(Debug, Clone)]
 pub struct FileItem {
