@@ -15,7 +15,8 @@
 //! - `run <TaskName> [--input k=v] [--variable k=v] [--secret k=v]
 //!   [--connection k=v] [--connection-data k=v]`: a task as the agent runs it.
 //! - `bench startup`: cold start through the launcher.
-//! - `bench s3 [rounds]`: S3Upload against aws s3 cp and s5cmd on s3s-fs.
+//! - `bench s3 [rounds]`: S3Upload and S3Download against aws s3 cp and s5cmd
+//!   on s3s-fs, and a 50,000-file sync against aws s3 sync.
 //! - `moto`: the local AWS emulator in the foreground.
 
 // A developer tool: it prints to its terminal and calls libc directly.
