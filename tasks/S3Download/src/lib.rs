@@ -6,14 +6,17 @@
 //! `targetFolder/<its file name>` with `flattenFolders`). Keys that would
 //! land outside the target folder (`..`) are refused, `overwrite` is checked
 //! for every file before downloading any, then downloads run
-//! concurrently. Each object streams into a temporary file renamed into
-//! place, so a failed download never leaves a half-written file.
+//! concurrently (`fetch`): objects from 16 MiB in 8 MiB ranged GETs in
+//! parallel, a body cut short resumed where it stopped, each object into a
+//! temporary file renamed into place, so a failed download never leaves a
+//! half-written file.
+
+mod fetch;
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
-use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use vsts_aws_common::{AwsSetup, sdk_error_text};
@@ -72,6 +75,8 @@ impl Params {
 pub struct Fetch {
     pub key: String,
     pub size: u64,
+    /// From the listing: every GET of the object must match it.
+    pub etag: Option<String>,
     pub dest: PathBuf,
 }
 
@@ -169,14 +174,18 @@ pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
         })?;
         for o in page.contents() {
             if let Some(k) = o.key() {
-                objects.push((k.to_string(), o.size().unwrap_or(0).max(0) as u64));
+                objects.push((
+                    k.to_string(),
+                    o.size().unwrap_or(0).max(0) as u64,
+                    o.e_tag().map(str::to_string),
+                ));
             }
         }
     }
     let mut fetches = Vec::new();
     let mut folders = Vec::new();
     let mut refused = Vec::new();
-    for (key, size) in objects {
+    for (key, size, etag) in objects {
         let marker = folder_marker(&key);
         if marker == Some(false) || (marker == Some(true) && p.flatten) {
             continue;
@@ -192,7 +201,12 @@ pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
         }
         match destination(&p.target, &key, p.flatten) {
             Ok(dest) if marker == Some(true) => folders.push(dest),
-            Ok(dest) => fetches.push(Fetch { key, size, dest }),
+            Ok(dest) => fetches.push(Fetch {
+                key,
+                size,
+                etag,
+                dest,
+            }),
             Err(e) => refused.push(format!("{key} ({e})")),
         }
     }
@@ -268,19 +282,22 @@ pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
         total,
     ));
     let limit = Arc::new(Semaphore::new(p.concurrency));
-    let key = p.customer_key.clone();
+    let source = Arc::new(fetch::Source {
+        client: client.clone(),
+        console: console.clone(),
+        bucket: p.bucket.clone(),
+        customer_key: p.customer_key.clone(),
+        progress: progress.clone(),
+    });
     let mut set = JoinSet::new();
     for f in fetches.clone() {
-        let client = client.clone();
-        let bucket = p.bucket.clone();
         let limit = limit.clone();
-        let progress = progress.clone();
-        let key = key.clone();
+        let source = source.clone();
         set.spawn(async move {
             let _permit = limit.acquire_owned().await?;
-            let r = fetch(&client, &bucket, &f, key.as_ref(), &progress).await;
-            progress.file_done();
-            r.with_context(|| format!("s3://{bucket}/{}", f.key))
+            let r = fetch::fetch(&source, &f).await;
+            source.progress.file_done();
+            r.with_context(|| format!("s3://{}/{}", source.bucket, f.key))
         });
     }
     let mut failures = Vec::new();
@@ -308,78 +325,6 @@ pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
         human_bytes((total as f64 / secs) as u64)
     ));
     Ok(())
-}
-
-async fn fetch(
-    client: &aws_sdk_s3::Client,
-    bucket: &str,
-    f: &Fetch,
-    key: Option<&CustomerKey>,
-    progress: &Progress,
-) -> Result<()> {
-    let mut req = client.get_object().bucket(bucket).key(&f.key);
-    if let Some(k) = key {
-        req = req
-            .sse_customer_algorithm("AES256")
-            .sse_customer_key(&k.key_b64)
-            .sse_customer_key_md5(&k.md5_b64);
-    }
-    let out = req
-        .send()
-        .await
-        .map_err(|e| anyhow!("{}", sdk_error_text(&e)))?;
-    if let Some(dir) = f.dest.parent() {
-        tokio::fs::create_dir_all(dir)
-            .await
-            .with_context(|| format!("creating {}", dir.display()))?;
-    }
-    // A temporary file beside the destination, renamed over it once
-    // complete: a failed or cancelled download never leaves a partial file
-    // under the object's name, and the temporary one is removed on drop.
-    let dir = f.dest.parent().unwrap_or(Path::new("."));
-    let name = f.dest.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".part")
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    let (file, tmp) = tmp.into_parts();
-    let mut file = tokio::fs::File::from_std(file);
-    let expected = out.content_length;
-    let mut received = 0u64;
-    let mut body = out.body;
-    while let Some(chunk) = body.try_next().await.map_err(|e| {
-        let of = expected.map(|n| format!(" of {n}")).unwrap_or_default();
-        anyhow!(
-            "the connection failed after {received}{of} bytes ({}); nothing was written to {}",
-            error_causes(&e),
-            f.dest.display()
-        )
-    })? {
-        file.write_all(&chunk).await?;
-        received += chunk.len() as u64;
-        progress.bytes(chunk.len() as u64);
-    }
-    file.flush().await?;
-    drop(file);
-    tmp.persist(&f.dest)
-        .map_err(|e| e.error)
-        .with_context(|| format!("writing {}", f.dest.display()))?;
-    Ok(())
-}
-
-/// An error and its sources, "outer: inner: ...", without repeats.
-fn error_causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(e);
-    while let Some(err) = next {
-        let text = err.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        next = err.source();
-    }
-    parts.join(": ")
 }
 
 #[cfg(test)]

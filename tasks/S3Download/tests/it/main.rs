@@ -272,9 +272,91 @@ fn a_download_cut_short_leaves_no_partial_file() {
         .set("AWS_ENDPOINT_URL", &proxy.url)
         .input("overwrite", "true")
         .run(bin())
-        .assert_failed_with("dir/cut.bin: the connection failed after 1000 of 262144 bytes");
+        .assert_failed_with(
+            "dir/cut.bin: the connection failed after 1000 of 262144 bytes, 3 times in a row",
+        );
     assert_eq!(files(&out), ["dir/cut.bin"]);
     assert_eq!(std::fs::read(out.join("dir/cut.bin")).unwrap(), b"previous");
+}
+
+/// Bodies cut short once, for a small object and for one part of a large
+/// one: each is resumed from the bytes already written, and the files are
+/// intact.
+#[test]
+fn a_body_cut_short_once_is_resumed() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let b = bucket();
+    let small = data(300 * 1024, 11);
+    let large = data(20 * 1024 * 1024 + 3, 12);
+    put(&b, "small.bin", &small);
+    put(&b, "large.bin", &large);
+    let (small_cut, part_cut) = (AtomicBool::new(false), AtomicBool::new(false));
+    // What arrives before each cut is the object's own bytes.
+    let small_head = small[..1000].to_vec();
+    let part_head = large[8388608..8388608 + 5000].to_vec();
+    let proxy = test_support::faulty_proxy(&test_support::moto(), move |req| {
+        if req.method != "GET" {
+            return None;
+        }
+        if req.path().ends_with("/small.bin") && !small_cut.swap(true, Ordering::SeqCst) {
+            return Some(
+                test_support::Response::new(200, small_head.clone())
+                    .header("Content-Length", &(300 * 1024).to_string()),
+            );
+        }
+        let second_part = req
+            .header("range")
+            .is_some_and(|r| r.starts_with("bytes=8388608-"));
+        if req.path().ends_with("/large.bin")
+            && second_part
+            && !part_cut.swap(true, Ordering::SeqCst)
+        {
+            let total = 20 * 1024 * 1024 + 3;
+            return Some(
+                test_support::Response::new(206, part_head.clone())
+                    .header("Content-Length", "8388608")
+                    .header("Content-Range", &format!("bytes 8388608-16777215/{total}")),
+            );
+        }
+        None
+    });
+    let out = out_dir();
+    let run = download(&b, &out)
+        .set("AWS_ENDPOINT_URL", &proxy.url)
+        .run(bin());
+    run.assert_succeeded();
+    // (Not assert_eq: a difference would print megabytes.)
+    assert!(
+        std::fs::read(out.join("small.bin")).unwrap() == small,
+        "small.bin differs"
+    );
+    assert!(
+        std::fs::read(out.join("large.bin")).unwrap() == large,
+        "large.bin differs"
+    );
+    assert_eq!(files(&out), ["large.bin", "small.bin"]);
+    assert!(
+        run.stdout
+            .contains("small.bin: the connection failed after 1000 of 307200 bytes"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("resuming from there"), "{}", run.stdout);
+    // The resumed requests asked for the rest only, and for this object.
+    let ranges: Vec<String> = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.path().ends_with("/small.bin"))
+        .filter_map(|r| r.header("range").map(str::to_string))
+        .collect();
+    assert_eq!(ranges, ["bytes=1000-307199"]);
+    assert!(
+        proxy
+            .requests()
+            .iter()
+            .any(|r| r.header("range") == Some("bytes=8393608-16777215")),
+        "the cut part resumes at its offset plus the 5000 bytes received"
+    );
 }
 
 #[test]
