@@ -13,7 +13,7 @@ mod tls;
 
 pub use aws::{REGION, block_on, sdk_config};
 pub use env::TaskEnv;
-pub use http::{HttpServer, Request, Response, faulty_proxy, recording_proxy};
+pub use http::{HttpServer, Request, Response, faulty_proxy, forward_to, recording_proxy};
 pub use proxy::ForwardProxy;
 pub use run::{RunningTask, TaskRun, assert_no_leaks, run_task, spawn_task};
 pub use tls::{ServerCert, TestCa, tls_front};

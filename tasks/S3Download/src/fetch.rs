@@ -23,10 +23,17 @@ pub const PARALLEL_FROM: u64 = 16 * 1024 * 1024;
 const PART: u64 = 8 * 1024 * 1024;
 /// Ranged GETs in flight for one object.
 const PARTS_IN_FLIGHT: usize = 8;
+/// Ranged GETs in flight for all objects together: memory stays bounded
+/// however many large objects download at once.
+pub const PARTS_IN_FLIGHT_TOTAL: usize = 16;
 /// How often a body cut short is resumed before the object fails.
 pub const RESUMES: u32 = 3;
-/// Bytes gathered before one positional write to the file.
-const WRITE_BUFFER: usize = 1024 * 1024;
+/// Bytes gathered before one positional write to the file (at most this
+/// much per GET in flight is held in memory).
+const WRITE_BUFFER: usize = 256 * 1024;
+/// Writes up to this size happen on the async thread (a small object's
+/// whole body); larger ones on the blocking pool.
+const WRITE_IN_PLACE: usize = 64 * 1024;
 
 /// What every GET of one object needs.
 pub struct Source {
@@ -35,14 +42,16 @@ pub struct Source {
     pub bucket: String,
     pub customer_key: Option<CustomerKey>,
     pub progress: Arc<Progress>,
+    /// Permits for ranged GETs (`PARTS_IN_FLIGHT_TOTAL`).
+    pub parts: Arc<tokio::sync::Semaphore>,
 }
 
 /// Downloads `f` into a temporary file beside `f.dest`, then renames it.
 pub async fn fetch(src: &Arc<Source>, f: &Fetch) -> Result<()> {
+    // Small file-system calls run in place: a hop to the blocking pool
+    // costs more than they do, and thousands of small objects pay it each.
     let dir = f.dest.parent().unwrap_or(Path::new("."));
-    tokio::fs::create_dir_all(dir)
-        .await
-        .with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let name = f.dest.file_name().unwrap_or_default().to_string_lossy();
     let tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
@@ -61,7 +70,10 @@ pub async fn fetch(src: &Arc<Source>, f: &Fetch) -> Result<()> {
             while start < f.size && parts.len() < PARTS_IN_FLIGHT {
                 let end = (start + PART).min(f.size);
                 let (src, file, f) = (src.clone(), file.clone(), f.clone());
-                parts.spawn(async move { get_range(&src, &file, &f, start, end, false).await });
+                parts.spawn(async move {
+                    let _permit = src.parts.clone().acquire_owned().await?;
+                    get_range(&src, &file, &f, start, end, false).await
+                });
                 start = end;
             }
             match parts.join_next().await {
@@ -200,11 +212,15 @@ async fn write_at(
     buf: Vec<u8>,
 ) -> Result<u64> {
     let len = buf.len() as u64;
-    let file = file.clone();
-    tokio::task::spawn_blocking(move || write_all_at(&file, &buf, offset))
-        .await
-        .map_err(|e| anyhow!("internal error: {e}"))?
-        .context("writing the downloaded bytes")?;
+    if buf.len() <= WRITE_IN_PLACE {
+        write_all_at(file, &buf, offset).context("writing the downloaded bytes")?;
+    } else {
+        let file = file.clone();
+        tokio::task::spawn_blocking(move || write_all_at(&file, &buf, offset))
+            .await
+            .map_err(|e| anyhow!("internal error: {e}"))?
+            .context("writing the downloaded bytes")?;
+    }
     src.progress.bytes(len);
     Ok(offset + len)
 }

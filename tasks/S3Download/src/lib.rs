@@ -65,7 +65,7 @@ impl Params {
             path_style: inputs.bool("forcePathStyleAddressing"),
             flatten: inputs.bool("flattenFolders"),
             endpoint: vsts_s3::endpoint_input(task)?,
-            concurrency: inputs.int("maxConcurrency", 1..=512)?.unwrap_or(16) as usize,
+            concurrency: inputs.int("maxConcurrency", 1..=512)?.unwrap_or(128) as usize,
         })
     }
 }
@@ -281,32 +281,38 @@ pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
         fetches.len() as u64,
         total,
     ));
-    let limit = Arc::new(Semaphore::new(p.concurrency));
     let source = Arc::new(fetch::Source {
         client: client.clone(),
         console: console.clone(),
         bucket: p.bucket.clone(),
         customer_key: p.customer_key.clone(),
         progress: progress.clone(),
+        parts: Arc::new(Semaphore::new(fetch::PARTS_IN_FLIGHT_TOTAL)),
     });
+    // At most `maxConcurrency` downloads exist at a time: started as others
+    // end, so memory does not grow with the number of objects.
     let mut set = JoinSet::new();
-    for f in fetches.clone() {
-        let limit = limit.clone();
+    let mut failures = Vec::new();
+    let mut record = |joined: Result<Result<()>, tokio::task::JoinError>| match joined {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => failures.push(format!("{e:#}")),
+        Err(e) => failures.push(format!("internal error: {e}")),
+    };
+    for f in fetches.iter().cloned() {
+        while set.len() >= p.concurrency {
+            if let Some(joined) = set.join_next().await {
+                record(joined);
+            }
+        }
         let source = source.clone();
         set.spawn(async move {
-            let _permit = limit.acquire_owned().await?;
             let r = fetch::fetch(&source, &f).await;
             source.progress.file_done();
             r.with_context(|| format!("s3://{}/{}", source.bucket, f.key))
         });
     }
-    let mut failures = Vec::new();
     while let Some(joined) = set.join_next().await {
-        match joined {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => failures.push(format!("{e:#}")),
-            Err(e) => failures.push(format!("internal error: {e}")),
-        }
+        record(joined);
     }
     if !failures.is_empty() {
         failures.sort();

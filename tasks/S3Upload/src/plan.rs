@@ -156,8 +156,30 @@ pub async fn decide(
             checks.push((i, item.path.clone(), item.size, etag.clone()));
         }
     }
-    // Hash the same-size candidates off the async threads.
     let sse_etag_unusable = matches!(p.sse, Sse::Kms { .. } | Sse::Customer(_));
+    // Some S3-compatible stores list objects without their ETags: read
+    // those of the same-size candidates with HeadObject instead of
+    // uploading everything again.
+    let unlisted: Vec<String> = checks
+        .iter()
+        .filter(|c| c.3.is_empty())
+        .map(|c| plan.items[c.0].key.clone())
+        .collect();
+    if !unlisted.is_empty() && !sse_etag_unusable {
+        console.info(&format!(
+            "Sync: the listing gives no ETags; reading {} with HeadObject",
+            unlisted.len()
+        ));
+        let etags = head_etags(client, p, unlisted).await;
+        for c in &mut checks {
+            if c.3.is_empty()
+                && let Some(e) = etags.get(&plan.items[c.0].key)
+            {
+                c.3 = e.clone();
+            }
+        }
+    }
+    // Hash the same-size candidates off the async threads.
     let results = tokio::task::spawn_blocking(move || {
         checks
             .into_iter()
@@ -191,6 +213,39 @@ pub async fn decide(
         plan.deletes.sort();
     }
     Ok(plan)
+}
+
+/// The ETags of `keys` by HeadObject, `maxConcurrency` at a time. A key
+/// whose HEAD fails is left out (its file is uploaded).
+async fn head_etags(
+    client: &aws_sdk_s3::Client,
+    p: &Params,
+    keys: Vec<String>,
+) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let mut set = tokio::task::JoinSet::new();
+    let mut record = |joined: Result<Option<(String, String)>, tokio::task::JoinError>| {
+        if let Ok(Some((k, e))) = joined {
+            out.insert(k, e);
+        }
+    };
+    for key in keys {
+        while set.len() >= p.concurrency {
+            if let Some(joined) = set.join_next().await {
+                record(joined);
+            }
+        }
+        let (client, bucket) = (client.clone(), p.bucket.clone());
+        set.spawn(async move {
+            let head = client.head_object().bucket(bucket).key(&key).send().await;
+            let etag = head.ok()?.e_tag()?.trim_matches('"').to_string();
+            Some((key, etag))
+        });
+    }
+    while let Some(joined) = set.join_next().await {
+        record(joined);
+    }
+    out
 }
 
 /// The listing prefix: the target folder as a folder (`a/b/`), so that `a/bc`
@@ -240,7 +295,9 @@ pub fn local_etag(path: &std::path::Path, size: u64) -> Result<String> {
     use std::io::Read;
     let mut file = std::fs::File::open(path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let hex = |d: &[u8]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
-    let mut buf = vec![0u8; 1 << 20];
+    // No bigger than the file: zeroing 1 MiB for each of 50,000 small
+    // files costs more than hashing them.
+    let mut buf = vec![0u8; size.clamp(1, 1 << 20) as usize];
     if size < MULTIPART_THRESHOLD {
         let mut h = Md5::new();
         loop {

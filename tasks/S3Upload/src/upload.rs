@@ -75,8 +75,38 @@ pub async fn upload_all(
         params: SharedParams::from(p),
         uploads: uploads.clone(),
     });
+    let mut report = Report {
+        uploaded: 0,
+        bytes: 0,
+        failures: Vec::new(),
+        elapsed: Duration::ZERO,
+    };
+    let mut record = |joined: Result<(Item, Result<()>), tokio::task::JoinError>| match joined {
+        Ok((item, Ok(()))) => {
+            report.uploaded += 1;
+            report.bytes += item.size;
+            task.console.debug(&format!(
+                "uploaded {} ({})",
+                item.key,
+                human_bytes(item.size)
+            ));
+        }
+        Ok((item, Err(e))) => report.failures.push((item.key.clone(), format!("{e:#}"))),
+        Err(e) => report
+            .failures
+            .push(("?".into(), format!("internal error: {e}"))),
+    };
+    // Files are started as others end (twice the request limit waiting at
+    // most): with 50,000 files, 50,000 suspended uploads would hold
+    // hundreds of MiB.
+    let pending = p.concurrency.saturating_mul(2).max(16);
     let mut set = JoinSet::new();
     for item in todo {
+        while set.len() >= pending {
+            if let Some(joined) = set.join_next().await {
+                record(joined);
+            }
+        }
         let item = item.clone();
         let headers = headers_for(p, &item);
         let shared = shared.clone();
@@ -92,28 +122,8 @@ pub async fn upload_all(
             (item, result)
         });
     }
-    let mut report = Report {
-        uploaded: 0,
-        bytes: 0,
-        failures: Vec::new(),
-        elapsed: Duration::ZERO,
-    };
     while let Some(joined) = set.join_next().await {
-        match joined {
-            Ok((item, Ok(()))) => {
-                report.uploaded += 1;
-                report.bytes += item.size;
-                task.console.debug(&format!(
-                    "uploaded {} ({})",
-                    item.key,
-                    human_bytes(item.size)
-                ));
-            }
-            Ok((item, Err(e))) => report.failures.push((item.key.clone(), format!("{e:#}"))),
-            Err(e) => report
-                .failures
-                .push(("?".into(), format!("internal error: {e}"))),
-        }
+        record(joined);
     }
     report.failures.sort();
     report.elapsed = started.elapsed();

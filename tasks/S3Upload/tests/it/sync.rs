@@ -106,3 +106,53 @@ fn sync_dry_run_lists_without_changing() {
     );
     assert_eq!(keys(&b), ["a.txt", "gone.txt"]);
 }
+
+/// A store whose listing omits ETags (some S3-compatible stores do): the
+/// ETags of the same-size candidates are read with HeadObject, and nothing
+/// identical is uploaded again.
+#[test]
+fn a_listing_without_etags_is_completed_by_head_requests() {
+    let b = bucket();
+    let src = tree(&[
+        ("a.txt", b"alpha"),
+        ("b/c.txt", b"gamma"),
+        ("d.txt", b"delta"),
+    ]);
+    upload(&b, &src)
+        .input("targetFolder", "app")
+        .run(bin())
+        .assert_succeeded();
+    std::fs::write(src.join("d.txt"), b"DELTA").unwrap();
+    let moto = test_support::moto();
+    let upstream = moto.clone();
+    let proxy = test_support::faulty_proxy(&moto, move |req| {
+        if req.method != "GET" || !req.target.contains("list-type=2") {
+            return None;
+        }
+        let mut listed = test_support::forward_to(&upstream, req);
+        let text = String::from_utf8_lossy(&listed.body).into_owned();
+        let mut stripped = text.clone();
+        while let Some(start) = stripped.find("<ETag>") {
+            let end = start + stripped[start..].find("</ETag>").unwrap() + "</ETag>".len();
+            stripped.replace_range(start..end, "");
+        }
+        assert_ne!(stripped, text, "the listing had ETags to strip");
+        listed.body = stripped.into_bytes();
+        Some(listed)
+    });
+    let run = upload(&b, &src)
+        .input("targetFolder", "app")
+        .input("syncMode", "true")
+        .set("AWS_ENDPOINT_URL", &proxy.url)
+        .run(bin());
+    run.assert_succeeded();
+    assert!(
+        run.stdout
+            .contains("Sync: the listing gives no ETags; reading 3 with HeadObject"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("2 identical skipped"), "{}", run.stdout);
+    assert_eq!(puts(&proxy), ["app/d.txt"]);
+    assert_eq!(get(&b, "app/d.txt"), b"DELTA");
+}
