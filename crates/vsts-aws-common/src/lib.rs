@@ -157,20 +157,22 @@ pub fn check_inputs(task: &Task, limits: &[vsts_task::Limit]) -> Result<()> {
 pub fn check_endpoint_url(value: &str, source: &str) -> Result<String> {
     let value = value.trim();
     let example = "a URL such as https://s3.example.com or http://127.0.0.1:9000";
+    // Errors show the value without any credentials in it.
+    let shown = network::without_userinfo(value).0;
     let parsed = url::Url::parse(value).map_err(|e| {
-        anyhow::anyhow!("{source} is '{value}', which is not a valid URL ({e}): give {example}.")
+        anyhow::anyhow!("{source} is '{shown}', which is not a valid URL ({e}): give {example}.")
     })?;
     if !matches!(parsed.scheme(), "http" | "https") {
         anyhow::bail!(
-            "{source} is '{value}': the scheme must be http or https, not '{}'. Give {example}.",
+            "{source} is '{shown}': the scheme must be http or https, not '{}'. Give {example}.",
             parsed.scheme()
         );
     }
     if parsed.host_str().is_none_or(str::is_empty) {
-        anyhow::bail!("{source} is '{value}', which has no host name: give {example}.");
+        anyhow::bail!("{source} is '{shown}', which has no host name: give {example}.");
     }
     if parsed.query().is_some() || parsed.fragment().is_some() {
-        anyhow::bail!("{source} is '{value}': an endpoint takes no query (?) or fragment (#).");
+        anyhow::bail!("{source} is '{shown}': an endpoint takes no query (?) or fragment (#).");
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
         anyhow::bail!(
@@ -361,6 +363,31 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoint_url_errors_never_show_credentials() {
+        let e = check_endpoint_url(
+            "https://AKIA1:s3cret@s3.example.com:99999",
+            "Input 'endpointUrl'",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "Input 'endpointUrl' is 'https://s3.example.com:99999', which is not a valid URL (invalid port number): give a URL such as https://s3.example.com or http://127.0.0.1:9000."
+        );
+        let e = check_endpoint_url("ftp://u:s3cret@host", "X")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'ftp://host'") && !e.contains("s3cret"), "{e}");
+        let e = check_endpoint_url("https://u:s3cret@host", "X")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("user name or password") && !e.contains("s3cret"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn not_found_is_one_decision_for_every_service() {

@@ -41,6 +41,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use base64::Engine;
 use vsts_task::{Console, Env};
 
+pub(crate) use proxy::without_userinfo;
 use proxy::{Proxy, agent_proxy_url, bypass_list, split_credentials};
 use router::Router;
 use tls::read_ca_bundle;

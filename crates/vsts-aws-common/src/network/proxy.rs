@@ -103,7 +103,9 @@ pub(super) fn split_credentials(raw: &str) -> (String, Option<(String, String)>)
         format!("http://{raw}")
     };
     let Ok(mut url) = url::Url::parse(&with_scheme) else {
-        return (raw.to_string(), None);
+        // Not a URL (a bad port, say): its credentials must still never be
+        // printed with it.
+        return without_userinfo(raw);
     };
     if url.username().is_empty() && url.password().is_none() {
         return (raw.to_string(), None);
@@ -123,6 +125,31 @@ pub(super) fn split_credentials(raw: &str) -> (String, Option<(String, String)>)
         shown.pop();
     }
     (shown, Some(credentials))
+}
+
+/// `raw` without the `user:password@` of its authority, found by text
+/// alone (for values the URL parser refuses), and the percent-decoded
+/// credentials.
+pub(crate) fn without_userinfo(raw: &str) -> (String, Option<(String, String)>) {
+    let start = raw.find("://").map_or(0, |i| i + 3);
+    let end = raw[start..]
+        .find(['/', '?', '#'])
+        .map_or(raw.len(), |i| start + i);
+    let Some(at) = raw[start..end].rfind('@').map(|i| start + i) else {
+        return (raw.to_string(), None);
+    };
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let (user, pass) = raw[start..at]
+        .split_once(':')
+        .unwrap_or((&raw[start..at], ""));
+    (
+        format!("{}{}", &raw[..start], &raw[at + 1..]),
+        Some((decode(user), decode(pass))),
+    )
 }
 
 /// The agent's proxy URL as a URL the HTTP client takes: a scheme is added
@@ -250,6 +277,19 @@ mod tests {
         assert!(e.contains("not a URL"), "{e}");
         let e = agent_proxy_url("proxy.corp:99999").unwrap_err().to_string();
         assert!(e.contains("not a URL (invalid port number)"), "{e}");
+        // A URL the parser refuses still loses its credentials.
+        let e = agent_proxy_url("http://ops:pr%40xy-pass@proxy.corp:99999/")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'http://proxy.corp:99999/'"), "{e}");
+        assert!(!e.contains("xy-pass"), "{e}");
+        assert_eq!(
+            split_credentials("ops:pr%40xy-pass@proxy.corp:99999"),
+            (
+                "proxy.corp:99999".to_string(),
+                Some(("ops".to_string(), "pr@xy-pass".to_string()))
+            )
+        );
         assert_eq!(
             agent_proxy_url("HTTP://Proxy.Corp:8080/").unwrap().0,
             "http://proxy.corp:8080"
