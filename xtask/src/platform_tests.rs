@@ -43,6 +43,10 @@ pub const HOST_ONLY: &[(&str, &str)] = &[
         "faults::a_cancelled_multipart_upload_is_aborted",
         "Wine ends a process without a Wine console on SIGINT instead of raising the console Ctrl-C a Windows agent sends",
     ),
+    (
+        "a_cancelled_download_leaves_no_temporary_file",
+        "Wine ends a process without a Wine console on SIGINT instead of raising the console Ctrl-C a Windows agent sends",
+    ),
 ];
 
 /// Builds `packages` for `platform` and runs their integration tests with

@@ -141,7 +141,15 @@ pub async fn run(task: Task) -> Result<()> {
     vsts_aws_common::check_inputs(&task, INPUT_LIMITS)?;
     let params = Params::from_task(&task)?;
     let setup = vsts_aws_common::configure(&task).await?;
-    execute(&task, &setup, &params).await
+    tokio::select! {
+        result = execute(&task, &setup, &params) => result,
+        // Dropping the work aborts every download; each one's temporary
+        // file is removed as its future is dropped (at the latest when the
+        // runtime shuts down, before the process exits).
+        signal = vsts_task::cancelled() => Err(anyhow!(
+            "Cancelled ({signal}); the unfinished downloads were discarded and no partial file is left."
+        )),
+    }
 }
 
 pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {

@@ -359,6 +359,49 @@ fn a_body_cut_short_once_is_resumed() {
     );
 }
 
+/// The agent cancelling the step mid-download: the task ends at once,
+/// fails saying so, and leaves neither the file nor its temporary file.
+#[test]
+fn a_cancelled_download_leaves_no_temporary_file() {
+    let b = bucket();
+    put(&b, "slow.bin", &data(64 * 1024, 5));
+    // The object is slow to answer, so the task is mid-download when cancelled.
+    let proxy = test_support::faulty_proxy(&test_support::moto(), |req| {
+        if req.method == "GET" && req.path().ends_with("/slow.bin") {
+            std::thread::sleep(std::time::Duration::from_secs(5));
+        }
+        None
+    });
+    let out = out_dir();
+    let mut task = download(&b, &out)
+        .set("AWS_ENDPOINT_URL", &proxy.url)
+        .spawn(bin());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let has_part = |dir: &Path| {
+        std::fs::read_dir(dir).is_ok_and(|rd| {
+            rd.flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".part"))
+        })
+    };
+    while !has_part(&out) {
+        if std::time::Instant::now() > deadline || task.finished() {
+            panic!("the download never started: {:?}", task.wait());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let cancelled = std::time::Instant::now();
+    task.cancel();
+    let run = task.wait();
+    assert!(
+        cancelled.elapsed() < std::time::Duration::from_secs(4),
+        "the task took {:?} to stop",
+        cancelled.elapsed()
+    );
+    assert_eq!(run.code, Some(1), "{}", run.stdout);
+    run.assert_failed_with("Cancelled (SIGTERM); the unfinished downloads were discarded");
+    assert_eq!(files(&out), Vec::<String>::new(), "nothing left behind");
+}
+
 #[test]
 fn missing_bucket_and_bad_inputs() {
     let out = out_dir();
