@@ -3,8 +3,6 @@
 //! ([`Network`]): one proxy, bypass and TLS implementation for everything a
 //! task sends.
 
-use std::time::Duration;
-
 use anyhow::{Context, Result, anyhow};
 use aws_smithy_runtime_api::client::http::{
     HttpConnector, HttpConnectorSettings, SharedHttpConnector,
@@ -22,9 +20,9 @@ pub struct Plain {
 
 impl Plain {
     pub fn new(network: &Network) -> Self {
+        // The read timeout is applied by the network to every connector.
         let settings = HttpConnectorSettings::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(30))
+            .connect_timeout(network.timeouts().connect)
             .build();
         Plain {
             connector: network.connector(&settings),

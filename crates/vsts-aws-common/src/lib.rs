@@ -119,7 +119,14 @@ fn loader(
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(region.clone())
         .app_name(app_name(task.name))
-        .http_client(network.http_client());
+        .http_client(network.http_client())
+        // The read timeout is the network's own (idle time, see
+        // `network::Timeouts`); the SDK's would bound the whole exchange.
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(network.timeouts().connect)
+                .build(),
+        );
     if let Some(url) = endpoint_url {
         loader = loader.endpoint_url(url);
     }
@@ -288,7 +295,8 @@ impl aws_credential_types::provider::ProvideCredentials for RegisteringRef {
 #[macro_export]
 macro_rules! client {
     ($sdk:ident, $task:expr, $setup:expr) => {{
-        let mut conf = $sdk::config::Builder::from(&$setup.config);
+        let mut conf =
+            $sdk::config::Builder::from(&$setup.config).interceptor($crate::network::NameRequests);
         if let Some(log) = $setup.http_log($task) {
             conf = conf.interceptor(log);
         }
@@ -296,13 +304,56 @@ macro_rules! client {
     }};
 }
 
-/// The text of an SDK error with its causes, for error messages.
-pub fn sdk_error_text<E, R>(e: &aws_sdk_sts::error::SdkError<E, R>) -> String
+/// The text of an SDK error, for error messages: a service's answer as
+/// `Code: message (HTTP status, request id)`, anything else (a timeout, a
+/// refused connection, a body that could not be read) as its chain of
+/// causes. Never the SDK's debug dump of the raw response.
+pub fn sdk_error_text<E>(
+    e: &aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> String
 where
-    E: std::error::Error + 'static,
-    R: std::fmt::Debug,
+    E: std::error::Error + aws_smithy_types::error::metadata::ProvideErrorMetadata + 'static,
 {
-    aws_sdk_sts::error::DisplayErrorContext(e).to_string()
+    use aws_smithy_runtime_api::client::result::SdkError;
+    let SdkError::ServiceError(service) = e else {
+        return error_chain(e);
+    };
+    let (err, raw) = (service.err(), service.raw());
+    let status = raw.status().as_u16();
+    let mut text = match (err.code(), err.message().filter(|m| !m.is_empty())) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_string(),
+        (None, Some(message)) => message.to_string(),
+        (None, None) => "the service gave no reason".to_string(),
+    };
+    text.push_str(&format!(" (HTTP {status}"));
+    let headers = raw.headers();
+    if let Some(id) = headers
+        .get("x-amzn-requestid")
+        .or_else(|| headers.get("x-amz-request-id"))
+    {
+        text.push_str(&format!(", request id {id}"));
+    }
+    text.push(')');
+    text
+}
+
+/// An error and its causes, `a: b: c`, leaving out a cause whose text the
+/// one before already holds.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
 }
 
 /// The codes AWS services answer when the thing asked for does not exist.
@@ -349,10 +400,20 @@ pub trait SdkResultExt<T> {
     fn sdk_context(self, what: impl FnOnce() -> String) -> Result<T>;
 }
 
-impl<T, E, R> SdkResultExt<T> for std::result::Result<T, aws_sdk_sts::error::SdkError<E, R>>
+impl<T, E> SdkResultExt<T>
+    for std::result::Result<
+        T,
+        aws_smithy_runtime_api::client::result::SdkError<
+            E,
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+        >,
+    >
 where
-    E: std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
+    E: std::error::Error
+        + aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + Send
+        + Sync
+        + 'static,
 {
     fn sdk_context(self, what: impl FnOnce() -> String) -> Result<T> {
         self.map_err(|e| anyhow::anyhow!("{}", sdk_error_text(&e)))

@@ -140,7 +140,7 @@ impl OidcProvider {
             .duration_seconds(self.duration_seconds as i32)
             .send()
             .await
-            .map_err(|e| anyhow!("{}", aws_sdk_sts::error::DisplayErrorContext(e)))
+            .map_err(|e| anyhow!("{}", crate::sdk_error_text(&e)))
             .with_context(|| {
                 format!(
                     "sts:AssumeRoleWithWebIdentity for role {} failed",

@@ -186,7 +186,11 @@ pub async fn resolve(
                 .role
                 .clone()
                 .ok_or_else(|| anyhow!("OIDC needs a role to assume"))?;
-            let sts = aws_sdk_sts::Client::new(base_config);
+            let sts = aws_sdk_sts::Client::from_conf(
+                aws_sdk_sts::config::Builder::from(base_config)
+                    .interceptor(crate::network::NameRequests)
+                    .build(),
+            );
             let p = OidcProvider::new(
                 env,
                 console,

@@ -27,8 +27,9 @@ pub fn client(
         || setup.endpoint_url.is_some()
         || task.env.get("AWS_ENDPOINT_URL").is_some()
         || task.env.get("AWS_ENDPOINT_URL_S3").is_some();
-    let mut conf =
-        aws_sdk_s3::config::Builder::from(&setup.config).force_path_style(path_style || custom);
+    let mut conf = aws_sdk_s3::config::Builder::from(&setup.config)
+        .force_path_style(path_style || custom)
+        .interceptor(vsts_aws_common::network::NameRequests);
     // Transfers meet throttling and dropped connections more than other
     // calls: five attempts, unless the agent says otherwise.
     if task.env.get("AWS_MAX_ATTEMPTS").is_none() {

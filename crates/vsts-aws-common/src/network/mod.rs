@@ -27,6 +27,7 @@ mod diagnose;
 mod proxy;
 mod router;
 mod tls;
+mod watchdog;
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -45,6 +46,8 @@ pub(crate) use proxy::without_userinfo;
 use proxy::{Proxy, agent_proxy_url, bypass_list, split_credentials};
 use router::Router;
 use tls::read_ca_bundle;
+use watchdog::Watchdog;
+pub use watchdog::{CONNECT_VARIABLE, NameRequests, READ_VARIABLE, Timeouts};
 
 /// Connectors by (connect timeout, read timeout): one pool per setting.
 type ConnectorCache = Mutex<Vec<((Option<Duration>, Option<Duration>), SharedHttpConnector)>>;
@@ -59,6 +62,7 @@ struct Inner {
     tls: TlsContext,
     ca_info: Option<(String, usize)>,
     skip_verify: bool,
+    timeouts: Timeouts,
     connectors: ConnectorCache,
 }
 
@@ -79,15 +83,28 @@ impl Network {
     /// No proxy, the system's roots: what a test or a tool outside the agent
     /// gets when nothing is configured.
     pub fn direct() -> Self {
-        Self::new(Proxy::None, TlsContext::default(), None, false)
+        Self::new(
+            Proxy::None,
+            TlsContext::default(),
+            None,
+            false,
+            Timeouts::default(),
+        )
     }
 
-    fn new(proxy: Proxy, tls: TlsContext, ca_info: Option<(String, usize)>, skip: bool) -> Self {
+    fn new(
+        proxy: Proxy,
+        tls: TlsContext,
+        ca_info: Option<(String, usize)>,
+        skip: bool,
+        timeouts: Timeouts,
+    ) -> Self {
         Network(Arc::new(Inner {
             proxy,
             tls,
             ca_info,
             skip_verify: skip,
+            timeouts,
             connectors: Mutex::new(Vec::new()),
         }))
     }
@@ -95,6 +112,7 @@ impl Network {
     /// Reads the agent's network settings. Registers the proxy password
     /// before printing anything; warns about ignored or unsafe settings.
     pub fn from_env(env: &Env, console: &Console) -> Result<Self> {
+        let timeouts = Timeouts::from_env(env)?;
         let no_proxy = env.get("NO_PROXY").map(str::to_string);
         let proxy = match env.get("AGENT_PROXYURL") {
             Some(raw) => {
@@ -184,7 +202,7 @@ impl Network {
                  (--sslcacert) instead.",
             );
         }
-        Ok(Self::new(proxy, tls, ca_info, skip))
+        Ok(Self::new(proxy, tls, ca_info, skip, timeouts))
     }
 
     /// One line for the log, or nothing when the network is the default.
@@ -227,6 +245,11 @@ impl Network {
         (!parts.is_empty()).then(|| format!("Network: {}", parts.join("; ")))
     }
 
+    /// The connect and read timeouts of every request.
+    pub fn timeouts(&self) -> Timeouts {
+        self.0.timeouts
+    }
+
     /// The HTTP client for the SDK (`ConfigLoader::http_client`).
     pub fn http_client(&self) -> SharedHttpClient {
         SharedHttpClient::new(self.clone())
@@ -240,8 +263,14 @@ impl Network {
             return c.clone();
         }
         let router = SharedHttpConnector::new(Router::new(self.0.clone(), settings));
-        cache.push((key, router.clone()));
-        router
+        let t = &self.0.timeouts;
+        let watched = SharedHttpConnector::new(Watchdog::new(
+            router,
+            settings.connect_timeout().unwrap_or(t.connect),
+            t.read,
+        ));
+        cache.push((key, watched.clone()));
+        watched
     }
 }
 
