@@ -14,11 +14,19 @@ pub(crate) async fn create(d: &Deploy<'_>) -> Result<Report> {
         .on_failure(p.on_failure.clone())
         .client_request_token(vsts_cfn::request_token("create"))
         .set_enable_termination_protection(p.termination_protection.then_some(true));
-    let out = req
-        .send()
-        .await
-        .sdk_context(|| format!("creating stack {}", p.stack_name))?;
-    let id = out.stack_id().unwrap_or(&p.stack_name).to_string();
+    let id = match req.send().await {
+        Ok(out) => out.stack_id().unwrap_or(&p.stack_name).to_string(),
+        Err(e) => match created_by_lost_attempt(d, &e).await {
+            Some(id) => {
+                d.task.console.info(&format!(
+                    "Stack {} exists already, with the template this task sent: an earlier attempt of CreateStack, whose answer the network lost, created it.",
+                    p.stack_name
+                ));
+                id
+            }
+            None => return Err(e).sdk_context(|| format!("creating stack {}", p.stack_name)),
+        },
+    };
     d.task.console.info(&format!("Creating stack {id}"));
     let mut events = EventStream::fresh(&id);
     let stack = wait_for_stack(
@@ -35,6 +43,54 @@ pub(crate) async fn create(d: &Deploy<'_>) -> Result<Report> {
         status: stack.as_ref().map(status_of).unwrap_or_default(),
         change_set: None,
     })
+}
+
+/// The id of the stack when CreateStack was refused because the stack
+/// exists, and it is a stack being created (or just created) from exactly
+/// the template body this task sent: a retry of the call after the network
+/// lost the first answer. CloudFormation itself recognises such a retry by
+/// its ClientRequestToken; this covers services that do not. `None` for
+/// anything else, such as someone else's stack.
+async fn created_by_lost_attempt(
+    d: &Deploy<'_>,
+    e: &aws_sdk_cloudformation::error::SdkError<
+        aws_sdk_cloudformation::operation::create_stack::CreateStackError,
+    >,
+) -> Option<String> {
+    let refused = e.as_service_error()?;
+    if !refused.is_already_exists_exception() {
+        return None;
+    }
+    let crate::template::Spec::Body(sent) = &d.spec else {
+        return None;
+    };
+    let stack = d
+        .client
+        .describe_stacks()
+        .stack_name(&d.p.stack_name)
+        .send()
+        .await
+        .ok()?
+        .stacks?
+        .into_iter()
+        .next()?;
+    if !matches!(
+        status_of(&stack).as_str(),
+        "CREATE_IN_PROGRESS" | "CREATE_COMPLETE"
+    ) {
+        return None;
+    }
+    let id = stack.stack_id?;
+    let template = d
+        .client
+        .get_template()
+        .stack_name(&id)
+        .template_stage(aws_sdk_cloudformation::types::TemplateStage::Original)
+        .send()
+        .await
+        .ok()?
+        .template_body?;
+    (template == *sent).then_some(id)
 }
 
 /// UpdateStack, then wait for it; "no updates" is a success.

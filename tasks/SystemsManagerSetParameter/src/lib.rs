@@ -2,7 +2,7 @@
 //! SecureString stays a SecureString; a SecureString value is registered as
 //! a secret before anything is printed.
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, bail};
 use aws_sdk_ssm::types::ParameterType;
 use vsts_aws_common::{AwsSetup, sdk_error_text};
 use vsts_task::Task;
@@ -67,6 +67,32 @@ pub async fn run(task: Task) -> Result<()> {
     execute(&task, &setup, &params).await
 }
 
+/// The version of the parameter when a create was refused because it
+/// exists already with exactly the value and type it was given: an
+/// earlier attempt of the same call, whose answer the network lost, wrote
+/// it. `None` when it is anything else (someone else's parameter).
+async fn already_written(
+    client: &aws_sdk_ssm::Client,
+    p: &Params,
+    kind: &ParameterType,
+    e: &aws_sdk_ssm::error::SdkError<aws_sdk_ssm::operation::put_parameter::PutParameterError>,
+) -> Option<i64> {
+    let refused = e.as_service_error()?;
+    if !refused.is_parameter_already_exists() {
+        return None;
+    }
+    let now = client
+        .get_parameter()
+        .name(&p.name)
+        .with_decryption(true)
+        .send()
+        .await
+        .ok()?
+        .parameter?;
+    (now.value.as_deref() == Some(p.value.as_str()) && now.r#type.as_ref() == Some(kind))
+        .then_some(now.version)
+}
+
 pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
     let console = &task.console;
     let client = vsts_aws_common::client!(aws_sdk_ssm, task, setup);
@@ -94,7 +120,7 @@ pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
         ));
         kind = ParameterType::SecureString;
     }
-    let out = client
+    let written = client
         .put_parameter()
         .name(&p.name)
         .value(&p.value)
@@ -102,14 +128,18 @@ pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
         .overwrite(existing.is_some())
         .set_key_id(p.key_id.clone())
         .send()
-        .await
-        .map_err(|e| {
-            anyhow!(
+        .await;
+    let version = match written {
+        Ok(out) => out.version,
+        Err(e) => match already_written(&client, p, &kind, &e).await {
+            Some(version) => version,
+            None => bail!(
                 "Writing parameter '{}' failed: {}",
                 p.name,
                 sdk_error_text(&e)
-            )
-        })?;
+            ),
+        },
+    };
     console.info(&format!(
         "Parameter '{}' ({}) {}: version {}.",
         p.name,
@@ -119,7 +149,7 @@ pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
         } else {
             "created"
         },
-        out.version
+        version
     ));
     Ok(())
 }
