@@ -1,3 +1,181 @@
-//! Tests across every task.
+//! Tests across every task: hostile input values, and network faults.
 
+mod faults;
 mod hostile_inputs;
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+use std::pin::Pin;
+
+use test_support::{TaskEnv, unique};
+use vsts_task::limits::Limit;
+use vsts_task::{Console, Env, Task};
+
+pub type RunFn = fn(Task) -> Pin<Box<dyn Future<Output = anyhow::Result<()>>>>;
+
+#[derive(Clone, Copy)]
+pub struct Subject {
+    /// The task's folder under tasks/ (and its task.json name).
+    pub name: &'static str,
+    pub limits: &'static [Limit],
+    pub run: RunFn,
+    /// Inputs that make the task get as far as its first AWS call, and fail
+    /// there quickly (a missing function, stack, bucket, secret...).
+    pub base: fn(&Path) -> Vec<(&'static str, String)>,
+}
+
+macro_rules! subject {
+    ($name:literal, $krate:ident, $base:expr) => {
+        Subject {
+            name: $name,
+            limits: $krate::INPUT_LIMITS,
+            run: |t| Box::pin($krate::run(t)),
+            base: $base,
+        }
+    };
+}
+
+pub fn subjects() -> Vec<Subject> {
+    vec![
+        subject!(
+            "CloudFormationCreateOrUpdateStack",
+            cloudformationcreateorupdatestack,
+            |_| vec![
+                ("stackName", unique("hostile")),
+                ("templateSource", "usePrevious".into()),
+            ]
+        ),
+        subject!(
+            "CloudFormationDeleteStack",
+            cloudformationdeletestack,
+            |_| vec![("stackName", unique("hostile"))]
+        ),
+        subject!(
+            "CloudFormationExecuteChangeSet",
+            cloudformationexecutechangeset,
+            |_| vec![
+                ("changeSetName", unique("cs")),
+                ("stackName", unique("hostile")),
+            ]
+        ),
+        subject!("LambdaDeployFunction", lambdadeployfunction, |_| vec![
+            ("functionName", unique("hostile")),
+            ("codeLocation", "s3object".into()),
+            ("s3Bucket", "no-such-bucket".into()),
+            ("s3ObjectKey", "code.zip".into()),
+        ]),
+        subject!("LambdaInvokeFunction", lambdainvokefunction, |_| vec![(
+            "functionName",
+            unique("hostile")
+        )]),
+        subject!("S3Download", s3download, |dir| vec![
+            ("bucketName", unique("hostile").to_lowercase()),
+            ("globExpressions", "**".into()),
+            ("targetFolder", dir.join("out").display().to_string()),
+        ]),
+        subject!("S3Upload", s3upload, |dir| vec![
+            ("bucketName", unique("hostile").to_lowercase()),
+            ("sourceFolder", dir.display().to_string()),
+            ("globExpressions", "**".into()),
+        ]),
+        subject!(
+            "SecretsManagerCreateOrUpdateSecret",
+            secretsmanagercreateorupdatesecret,
+            |_| vec![
+                ("secretNameOrId", unique("hostile")),
+                ("secretValueSource", "inline".into()),
+                ("secretValue", "value".into()),
+            ]
+        ),
+        subject!(
+            "SecretsManagerGetSecret",
+            secretsmanagergetsecret,
+            |_| vec![
+                ("secretIdOrName", unique("hostile")),
+                ("variableName", "v".into()),
+            ]
+        ),
+        subject!(
+            "SystemsManagerGetParameter",
+            systemsmanagergetparameter,
+            |_| vec![("parameterName", format!("/{}/missing", unique("hostile")))]
+        ),
+        subject!(
+            "SystemsManagerSetParameter",
+            systemsmanagersetparameter,
+            |_| vec![
+                ("parameterName", format!("/{}/x", unique("hostile"))),
+                ("parameterValue", "v".into()),
+            ]
+        ),
+    ]
+}
+
+/// The inputs of a task.json: (name, whether the user types free text).
+pub fn declared_inputs(task: &str) -> Vec<(String, bool)> {
+    task_json(task)["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let kind = i["type"].as_str().unwrap();
+            let editable = i["properties"]["EditableOptions"]
+                .as_str()
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            let free = matches!(kind, "string" | "multiLine" | "filePath" | "int")
+                || (kind == "pickList" && editable)
+                || kind.starts_with("connectedService");
+            (i["name"].as_str().unwrap().to_string(), free)
+        })
+        .collect()
+}
+
+/// The inputs of a task.json that have a default: (name, default).
+pub fn input_defaults(task: &str) -> Vec<(String, String)> {
+    task_json(task)["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| {
+            let default = i["defaultValue"].as_str().filter(|d| !d.is_empty())?;
+            Some((i["name"].as_str()?.to_string(), default.to_string()))
+        })
+        .collect()
+}
+
+fn task_json(task: &str) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tasks")
+        .join(task)
+        .join("task.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+pub struct Outcome {
+    pub result: Result<anyhow::Result<()>, String>,
+    pub log: String,
+}
+
+pub fn run_in_process(s: &Subject, env: &TaskEnv) -> Outcome {
+    let (console, log) = Console::capture(false);
+    let task = Task::new(s.name, Env::from_pairs(env.0.iter().cloned()), console);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let run = s.run;
+    let result =
+        std::panic::catch_unwind(AssertUnwindSafe(|| rt.block_on(run(task)))).map_err(|p| {
+            p.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "a panic".into())
+        });
+    drop(rt);
+    Outcome {
+        result,
+        log: log.text(),
+    }
+}

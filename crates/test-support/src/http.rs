@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -36,6 +37,11 @@ pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Written `n` bytes at a time with a pause after each.
+    pub pace: Option<(usize, Duration)>,
+    /// After what is written, the connection stays open and silent until
+    /// the client gives up (instead of closing).
+    pub hang: bool,
 }
 
 impl Response {
@@ -44,11 +50,40 @@ impl Response {
             status,
             headers: Vec::new(),
             body: body.into(),
+            pace: None,
+            hang: false,
         }
     }
     /// Closes the connection without answering (a dropped connection).
     pub fn drop_connection() -> Self {
         Self::new(0, Vec::new())
+    }
+
+    /// Accepts the request and never answers.
+    pub fn never() -> Self {
+        Self {
+            hang: true,
+            ..Self::drop_connection()
+        }
+    }
+
+    /// The body sent `chunk` bytes at a time, `every` apart.
+    pub fn trickle(mut self, chunk: usize, every: Duration) -> Self {
+        self.pace = Some((chunk.max(1), every));
+        self
+    }
+
+    /// Announces the whole body, sends the first half, then closes the
+    /// connection (`hang: false`) or goes silent (`hang: true`).
+    pub fn cut_short(mut self, hang: bool) -> Self {
+        let len = self.body.len();
+        self.headers
+            .retain(|(k, _)| !k.eq_ignore_ascii_case("content-length"));
+        self.headers
+            .push(("Content-Length".into(), len.to_string()));
+        self.body.truncate(len / 2);
+        self.hang = hang;
+        self
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Self {
@@ -132,11 +167,25 @@ fn serve<S: Read + Write>(
     };
     let resp = handler(&req);
     recorded.lock().unwrap().push((req, resp.clone()));
-    if resp.status == 0 {
-        // Dropping the stream closes the connection without an answer.
-        return;
+    // Status 0: dropping the stream closes the connection without an answer.
+    if resp.status != 0 {
+        let _ = write_response(&mut stream, &resp);
     }
-    let _ = write_response(&mut stream, &resp);
+    if resp.hang {
+        // Silent until the client closes (or a while passes).
+        let deadline = std::time::Instant::now() + Duration::from_secs(300);
+        let mut buf = [0u8; 1024];
+        while std::time::Instant::now() < deadline {
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    thread::sleep(Duration::from_millis(50))
+                }
+                Err(_) => break,
+            }
+        }
+    }
 }
 
 fn read_request<S: Read>(stream: &mut S) -> Option<Request> {
@@ -189,7 +238,17 @@ fn write_response<S: Write>(stream: &mut S, resp: &Response) -> std::io::Result<
     }
     head.push_str("Connection: close\r\n\r\n");
     stream.write_all(head.as_bytes())?;
-    stream.write_all(&resp.body)?;
+    match resp.pace {
+        None => stream.write_all(&resp.body)?,
+        Some((chunk, every)) => {
+            stream.flush()?;
+            for part in resp.body.chunks(chunk) {
+                thread::sleep(every);
+                stream.write_all(part)?;
+                stream.flush()?;
+            }
+        }
+    }
     stream.flush()
 }
 

@@ -5,6 +5,7 @@
 
 mod aws;
 mod env;
+mod faults;
 mod http;
 pub mod platform;
 mod proxy;
@@ -13,6 +14,7 @@ mod tls;
 
 pub use aws::{REGION, block_on, sdk_config};
 pub use env::TaskEnv;
+pub use faults::{Fault, FirstOfEach, Protocol, fault_proxy};
 pub use http::{HttpServer, Request, Response, faulty_proxy, forward_to, recording_proxy};
 pub use proxy::ForwardProxy;
 pub use run::{RunningTask, TaskRun, assert_no_leaks, run_task, spawn_task};
