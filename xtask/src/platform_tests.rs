@@ -44,6 +44,10 @@ pub const HOST_ONLY: &[(&str, &str)] = &[
         "Wine ends a process without a Wine console on SIGINT instead of raising the console Ctrl-C a Windows agent sends",
     ),
     (
+        "failures::a_cancelled_wait_says_the_creation_goes_on_in_aws",
+        "Wine ends a process without a Wine console on SIGINT instead of raising the console Ctrl-C a Windows agent sends",
+    ),
+    (
         "a_cancelled_download_leaves_no_temporary_file",
         "Wine ends a process without a Wine console on SIGINT instead of raising the console Ctrl-C a Windows agent sends",
     ),

@@ -65,6 +65,10 @@ pub fn status_of(stack: &Stack) -> String {
 /// Waits until the stack's operation ends. `stack` should be the stack id
 /// (a deleted stack is no longer found by name). Returns the final stack
 /// (`None` when it is gone after a deletion).
+///
+/// When the agent cancels the step, the wait stops at once and fails
+/// saying that CloudFormation goes on with the operation in AWS, with the
+/// stack's last status seen: cancelling a pipeline does not stop it.
 pub async fn wait_for_stack(
     client: &Client,
     console: &Console,
@@ -73,10 +77,43 @@ pub async fn wait_for_stack(
     events: &mut EventStream,
     timeout: Duration,
 ) -> Result<Option<Stack>> {
+    let last_status = std::sync::Mutex::new(String::new());
+    tokio::select! {
+        done = poll_stack(client, console, stack, op, events, timeout, &last_status) => done,
+        signal = vsts_task::cancelled() => {
+            let seen = last_status.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let name = stack.rsplit_once(":stack/").map_or(stack, |(_, rest)| {
+                rest.split('/').next().unwrap_or(rest)
+            });
+            let mut message = format!(
+                "Cancelled ({signal}) while waiting for the {} of stack {name}: \
+                 CloudFormation goes on with it in AWS",
+                op.noun()
+            );
+            if !seen.is_empty() {
+                message.push_str(&format!(" (the stack was {seen})"));
+            }
+            message.push_str("; follow it in the CloudFormation console");
+            if op == Operation::Update {
+                message.push_str(", or stop it with 'aws cloudformation cancel-update-stack'");
+            }
+            bail!("{message}.")
+        }
+    }
+}
+
+async fn poll_stack(
+    client: &Client,
+    console: &Console,
+    stack: &str,
+    op: Operation,
+    events: &mut EventStream,
+    timeout: Duration,
+    last_status: &std::sync::Mutex<String>,
+) -> Result<Option<Stack>> {
     let started = Instant::now();
     let deadline = started + timeout;
     let mut delay = Duration::ZERO;
-    let mut last_status = String::new();
     // Nested stacks met in the events, followed too: (path, stream).
     let mut nested: Vec<(String, EventStream)> = Vec::new();
     loop {
@@ -115,9 +152,12 @@ pub async fn wait_for_stack(
             );
         };
         let status = status_of(&current);
-        if status != last_status {
-            console.debug(&format!("stack {stack}: {status}"));
-            last_status = status.clone();
+        {
+            let mut last = last_status.lock().unwrap_or_else(|e| e.into_inner());
+            if *last != status {
+                console.debug(&format!("stack {stack}: {status}"));
+                *last = status.clone();
+            }
         }
         if !status.ends_with("_IN_PROGRESS") {
             if status == op.success() {

@@ -1,11 +1,11 @@
 //! Failures moto cannot produce, played by a proxy in front of it: a create
-//! that rolls back (with the recorded events of a real one), and a stack
-//! left in ROLLBACK_COMPLETE.
+//! that rolls back (with the recorded events of a real one), a stack
+//! left in ROLLBACK_COMPLETE, and a creation slow enough to be cancelled.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use test_support::{Request, Response, faulty_proxy, moto, unique};
+use test_support::{Request, Response, faulty_proxy, forward_to, moto, unique};
 
 use crate::*;
 
@@ -314,4 +314,60 @@ fn a_failure_inside_a_nested_stack_is_named() {
         "the nested stack's own events are not repeated: {}",
         run.stdout
     );
+}
+
+/// The agent cancelling the step while CloudFormation is still creating
+/// the stack: the task stops at once and says that the creation goes on in
+/// AWS (cancelling a pipeline does not stop it).
+#[test]
+fn a_cancelled_wait_says_the_creation_goes_on_in_aws() {
+    let name = unique("cancel");
+    let d = dir();
+    let upstream = moto();
+    // moto creates a stack at once: the proxy shows it still being created.
+    let proxy = faulty_proxy(&upstream.clone(), move |req| {
+        (action(req) == "DescribeStacks").then(|| {
+            let mut real = forward_to(&upstream, req);
+            real.body = String::from_utf8_lossy(&real.body)
+                .replace("CREATE_COMPLETE", "CREATE_IN_PROGRESS")
+                .into_bytes();
+            real
+        })
+    });
+    let mut task = deploy(&name, &d)
+        .input("parameterOverrides", "Version=1")
+        .set("AWS_ENDPOINT_URL", &proxy.url)
+        .spawn(bin());
+    let waiting = || {
+        let actions: Vec<String> = proxy.requests().iter().map(action).collect();
+        actions
+            .iter()
+            .skip_while(|a| *a != "CreateStack")
+            .any(|a| a == "DescribeStacks")
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !waiting() {
+        if std::time::Instant::now() > deadline || task.finished() {
+            panic!("the task never waited for the stack: {:?}", task.wait());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The answer to that DescribeStacks reaches the task.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let cancelled = std::time::Instant::now();
+    task.cancel();
+    let run = task.wait();
+    assert!(
+        cancelled.elapsed() < std::time::Duration::from_secs(4),
+        "the task took {:?} to stop",
+        cancelled.elapsed()
+    );
+    assert_eq!(run.code, Some(1), "{}", run.stdout);
+    run.assert_failed_with(&format!(
+        "Cancelled (SIGTERM) while waiting for the creation of stack {name}: \
+         CloudFormation goes on with it in AWS (the stack was CREATE_IN_PROGRESS); \
+         follow it in the CloudFormation console."
+    ));
+    // And it did go on: the stack is there.
+    assert_eq!(stack(&name).as_ref().map(status), Some("CREATE_COMPLETE"));
 }
