@@ -1,5 +1,6 @@
 //! Progress on long transfers: `task.setprogress` when the percentage moves,
-//! a log line at most every few seconds.
+//! a log line at most every few seconds, and only when files or bytes moved
+//! since the last one (a transfer waiting on retries prints nothing new).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -13,6 +14,7 @@ pub struct Progress {
     verb: &'static str,
     total_files: u64,
     total_bytes: u64,
+    every: Duration,
     state: Mutex<State>,
 }
 
@@ -21,6 +23,8 @@ struct State {
     bytes: u64,
     percent: u32,
     last_line: Instant,
+    /// (files, bytes) of the last line printed.
+    printed: (u64, u64),
     started: Instant,
 }
 
@@ -28,17 +32,29 @@ const LINE_EVERY: Duration = Duration::from_secs(5);
 
 impl Progress {
     pub fn new(console: &Console, verb: &'static str, total_files: u64, total_bytes: u64) -> Self {
+        Self::every(LINE_EVERY, console, verb, total_files, total_bytes)
+    }
+
+    fn every(
+        every: Duration,
+        console: &Console,
+        verb: &'static str,
+        total_files: u64,
+        total_bytes: u64,
+    ) -> Self {
         let now = Instant::now();
         Progress {
             console: console.clone(),
             verb,
             total_files,
             total_bytes,
+            every,
             state: Mutex::new(State {
                 files: 0,
                 bytes: 0,
                 percent: 0,
                 last_line: now,
+                printed: (0, 0),
                 started: now,
             }),
         }
@@ -46,6 +62,9 @@ impl Progress {
 
     /// Bytes moved (a part or a whole small file).
     pub fn bytes(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         s.bytes += n;
         self.report(&mut s);
@@ -78,8 +97,9 @@ impl Progress {
                 &format!("{} {}/{} files", self.verb, s.files, self.total_files),
             );
         }
-        if s.last_line.elapsed() >= LINE_EVERY {
+        if s.last_line.elapsed() >= self.every && s.printed != (s.files, s.bytes) {
             s.last_line = Instant::now();
+            s.printed = (s.files, s.bytes);
             let secs = s.started.elapsed().as_secs_f64().max(0.001);
             self.console.info(&format!(
                 "{} {}/{} files, {} of {} ({}/s)",
@@ -99,5 +119,36 @@ impl Progress {
             .unwrap_or_else(|e| e.into_inner())
             .started
             .elapsed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_only_when_files_or_bytes_moved() {
+        let (console, log) = Console::capture(false);
+        let p = Progress::every(Duration::ZERO, &console, "Downloaded", 2, 200);
+        let lines = || {
+            log.text()
+                .lines()
+                .filter(|l| l.starts_with("Downloaded"))
+                .count()
+        };
+        p.bytes(100);
+        assert_eq!(lines(), 1);
+        p.bytes(0);
+        assert_eq!(lines(), 1, "nothing moved: {}", log.text());
+        p.file_done();
+        assert_eq!(lines(), 2);
+        p.bytes(100);
+        p.file_done();
+        assert_eq!(lines(), 4);
+        assert!(
+            log.text().contains("Downloaded 2/2 files, 200 B of 200 B"),
+            "{}",
+            log.text()
+        );
     }
 }
