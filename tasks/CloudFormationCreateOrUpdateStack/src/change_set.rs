@@ -48,6 +48,8 @@ pub(crate) async fn deploy(d: &Deploy<'_>, cs: &ChangeSetOptions) -> Result<Repo
         .change_set_type(kind.clone())
         .set_description(cs.description.clone())
         .set_include_nested_stacks(cs.include_nested.then_some(true))
+        // A retry after a lost answer is then not a second change set.
+        .client_token(vsts_cfn::request_token("changeset"))
         .send()
         .await;
     let out = match created {

@@ -371,3 +371,40 @@ fn a_cancelled_wait_says_the_creation_goes_on_in_aws() {
     // And it did go on: the stack is there.
     assert_eq!(stack(&name).as_ref().map(status), Some("CREATE_COMPLETE"));
 }
+
+/// Every call that starts work in CloudFormation carries a token, so that
+/// the SDK retrying it after the network lost the answer does not start the
+/// work twice (a second change set, a second update).
+#[test]
+fn calls_that_start_work_carry_an_idempotency_token() {
+    let proxy = test_support::recording_proxy(&moto());
+    let token = |action_name: &str, field: &str| {
+        let req = proxy
+            .requests()
+            .into_iter()
+            .find(|r| action(r) == action_name)
+            .unwrap_or_else(|| panic!("no {action_name} request"));
+        req.body_text()
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(&format!("{field}=")).map(str::to_string))
+            .unwrap_or_else(|| panic!("{action_name} has no {field}: {}", req.body_text()))
+    };
+    let d = dir();
+    deploy(&unique("direct"), &d)
+        .input("parameterOverrides", "Version=1")
+        .set("AWS_ENDPOINT_URL", &proxy.url)
+        .run(bin())
+        .assert_succeeded();
+    assert!(token("CreateStack", "ClientRequestToken").starts_with("aws-pipeline-tasks-create-"));
+    deploy(&unique("planned"), &d)
+        .input("parameterOverrides", "Version=1")
+        .input("useChangeSet", "true")
+        .input("changeSetName", "first")
+        .set("AWS_ENDPOINT_URL", &proxy.url)
+        .run(bin())
+        .assert_succeeded();
+    assert!(token("CreateChangeSet", "ClientToken").starts_with("aws-pipeline-tasks-changeset-"));
+    assert!(
+        token("ExecuteChangeSet", "ClientRequestToken").starts_with("aws-pipeline-tasks-execute-")
+    );
+}
