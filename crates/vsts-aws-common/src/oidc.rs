@@ -136,11 +136,22 @@ impl OidcProvider {
             .assume_role_with_web_identity()
             .role_arn(&self.role.arn)
             .role_session_name(&self.role.session_name)
-            .web_identity_token(token)
+            .web_identity_token(&token)
             .duration_seconds(self.duration_seconds as i32)
             .send()
             .await
-            .map_err(|e| anyhow!("{}", crate::sdk_error_text(&e)))
+            .map_err(|e| {
+                let mut text = crate::sdk_error_text(&e);
+                // STS refused the token: what it saw is what the role's
+                // trust policy must match (a renamed service connection or
+                // project, a new issuer).
+                if let (Some(_), Some(claims)) = (e.as_service_error(), token_claims(&token)) {
+                    text.push_str(&format!(
+                        ". The token presented: {claims}; the role's trust policy must allow exactly these"
+                    ));
+                }
+                anyhow!("{text}")
+            })
             .with_context(|| {
                 format!(
                     "sts:AssumeRoleWithWebIdentity for role {} failed",
@@ -160,6 +171,32 @@ impl OidcProvider {
     }
 }
 
+/// The `iss`, `aud` and `sub` claims of a JWT, for error messages (claims,
+/// not the token: nothing secret). `None` when it is not a readable JWT.
+fn token_claims(token: &str) -> Option<String> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&json).ok()?;
+    let claim = |name: &str| match &claims[name] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => "(none)".to_string(),
+    };
+    Some(format!(
+        "iss {}, aud {}, sub {}",
+        claim("iss"),
+        claim("aud"),
+        claim("sub")
+    ))
+}
+
 impl ProvideCredentials for OidcProvider {
     fn provide_credentials<'a>(&'a self) -> provider::future::ProvideCredentials<'a>
     where
@@ -170,5 +207,31 @@ impl ProvideCredentials for OidcProvider {
                 .await
                 .map_err(|e| CredentialsError::provider_error(format!("{e:#}")))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_of_a_token_for_error_messages() {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let token = format!(
+            "{}.{}.sig",
+            b64(r#"{"alg":"RS256"}"#),
+            b64(
+                r#"{"iss":"https://vstoken.dev.azure.com/0b1f","aud":["api://AzureADTokenExchange"],"sub":"sc://org/proj/aws-prod","jti":"x"}"#
+            )
+        );
+        assert_eq!(
+            token_claims(&token).as_deref(),
+            Some(
+                "iss https://vstoken.dev.azure.com/0b1f, aud api://AzureADTokenExchange, sub sc://org/proj/aws-prod"
+            )
+        );
+        assert_eq!(token_claims("not a jwt"), None);
+        assert_eq!(token_claims("a.!!!.c"), None);
     }
 }

@@ -128,6 +128,30 @@ fn oidc_token_refusal_is_final_and_clear() {
     assert_no_leaks(&run, &[JOB_TOKEN]);
 }
 
+/// STS refusing the token (a trust policy that does not match): the error
+/// shows the claims the policy must allow, never the token.
+#[test]
+fn a_refused_token_names_its_claims() {
+    let ado = token_endpoint(0, 200);
+    let sts = test_support::faulty_proxy(&test_support::moto(), |req| {
+        req.body_text()
+            .contains("Action=AssumeRoleWithWebIdentity")
+            .then(|| {
+                test_support::Protocol::Query.error(
+                    403,
+                    "AccessDenied",
+                    "Not authorized to perform sts:AssumeRoleWithWebIdentity",
+                )
+            })
+    });
+    let run = oidc_env(&ado, &sts).run();
+    run.assert_failed_with(&format!(
+        "sts:AssumeRoleWithWebIdentity for role {ROLE} failed: AccessDenied: Not authorized to perform sts:AssumeRoleWithWebIdentity (HTTP 403). \
+         The token presented: iss (none), aud (none), sub sc://org/proj/con; the role's trust policy must allow exactly these"
+    ));
+    assert_no_leaks(&run, &[JOB_TOKEN, OIDC_TOKEN]);
+}
+
 #[test]
 fn oidc_falls_back_to_the_system_access_token_variable() {
     let ado = token_endpoint(0, 200);
