@@ -1,6 +1,8 @@
-//! Tests across every task: hostile input values, and network faults.
+//! Tests across every task: hostile input values, network faults, and the
+//! help of every task and input.
 
 mod faults;
+mod help;
 mod hostile_inputs;
 
 use std::future::Future;
