@@ -376,6 +376,17 @@ mod tests {
         assert!(platform_of("riscv64gc-unknown-linux-gnu").is_err());
     }
 
+    /// The originals are `@1`; a step ports by changing the task's name
+    /// only if ours are `@1` too. Major 2 is for a change of inputs that
+    /// breaks existing steps.
+    #[test]
+    fn the_tasks_are_major_version_1_like_the_originals() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let version = workspace_version(&root).unwrap();
+        let task = stamp_task_json(json!({"inputs": []}), &version).unwrap();
+        assert_eq!(task["version"]["Major"], 1, "workspace version {version}");
+    }
+
     #[test]
     fn stamping_sets_version_and_regions() {
         let t = json!({"name": "X", "inputs": [{"name": "regionName", "type": "pickList", "options": {}}]});
