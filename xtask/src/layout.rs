@@ -9,43 +9,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-/// AWS regions offered in every task's region pick list (still editable).
-pub const REGIONS: &[(&str, &str)] = &[
-    ("us-east-1", "US East (N. Virginia)"),
-    ("us-east-2", "US East (Ohio)"),
-    ("us-west-1", "US West (N. California)"),
-    ("us-west-2", "US West (Oregon)"),
-    ("af-south-1", "Africa (Cape Town)"),
-    ("ap-east-1", "Asia Pacific (Hong Kong)"),
-    ("ap-south-1", "Asia Pacific (Mumbai)"),
-    ("ap-south-2", "Asia Pacific (Hyderabad)"),
-    ("ap-southeast-1", "Asia Pacific (Singapore)"),
-    ("ap-southeast-2", "Asia Pacific (Sydney)"),
-    ("ap-southeast-3", "Asia Pacific (Jakarta)"),
-    ("ap-southeast-4", "Asia Pacific (Melbourne)"),
-    ("ap-northeast-1", "Asia Pacific (Tokyo)"),
-    ("ap-northeast-2", "Asia Pacific (Seoul)"),
-    ("ap-northeast-3", "Asia Pacific (Osaka)"),
-    ("ca-central-1", "Canada (Central)"),
-    ("ca-west-1", "Canada West (Calgary)"),
-    ("eu-central-1", "Europe (Frankfurt)"),
-    ("eu-central-2", "Europe (Zurich)"),
-    ("eu-west-1", "Europe (Ireland)"),
-    ("eu-west-2", "Europe (London)"),
-    ("eu-west-3", "Europe (Paris)"),
-    ("eu-south-1", "Europe (Milan)"),
-    ("eu-south-2", "Europe (Spain)"),
-    ("eu-north-1", "Europe (Stockholm)"),
-    ("il-central-1", "Israel (Tel Aviv)"),
-    ("me-south-1", "Middle East (Bahrain)"),
-    ("me-central-1", "Middle East (UAE)"),
-    ("sa-east-1", "South America (São Paulo)"),
-    ("us-gov-east-1", "AWS GovCloud (US-East)"),
-    ("us-gov-west-1", "AWS GovCloud (US-West)"),
-    ("cn-north-1", "China (Beijing)"),
-    ("cn-northwest-1", "China (Ningxia)"),
-];
-
 /// One task folder of the source tree.
 #[derive(Debug, Clone)]
 pub struct TaskSource {
@@ -120,7 +83,7 @@ pub fn stamp_task_json(mut task: Value, version: &str) -> Result<Value> {
     if let Some(inputs) = task["inputs"].as_array_mut() {
         for input in inputs {
             if input["name"] == "regionName" && input["type"] == "pickList" {
-                let options: serde_json::Map<String, Value> = REGIONS
+                let options: serde_json::Map<String, Value> = crate::regions::regions()?
                     .iter()
                     .map(|(code, label)| {
                         (code.to_string(), Value::String(format!("{label} [{code}]")))

@@ -8,6 +8,7 @@ pub mod build;
 pub mod layout;
 pub mod platform_tests;
 pub mod platforms;
+pub mod regions;
 pub mod run_task;
 pub mod sizes;
 pub mod toolchains;
