@@ -1,6 +1,7 @@
-//! The task editor's help: every task says what it does and which IAM
+//! The help users read: every task says what it does and which IAM
 //! permissions it needs, and every input has help, so a new task or input
-//! without it fails here.
+//! without it fails here; and docs/examples.md holds a step per task that
+//! its task.json accepts.
 
 use std::path::Path;
 
@@ -58,4 +59,76 @@ fn every_task_and_every_input_has_help() {
         }
     }
     assert!(missing.is_empty(), "{}", missing.join("\n"));
+}
+
+/// docs/examples.md: one step per task, `@1`, and every input it sets is an
+/// input of that task, with a value its pick list or boolean allows, so the
+/// examples cannot drift from the tasks.
+#[test]
+fn every_task_has_an_example_that_its_task_json_accepts() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples.md");
+    let doc = std::fs::read_to_string(&path).unwrap();
+    let tasks = task_jsons();
+    let mut seen = Vec::new();
+    let mut problems = Vec::new();
+    let mut current: Option<&serde_json::Value> = None;
+    for line in doc.lines() {
+        if let Some(reference) = line.strip_prefix("- task: ") {
+            let (name, major) = reference.split_once('@').unwrap_or((reference, ""));
+            if major != "1" {
+                problems.push(format!("{reference}: not @1"));
+            }
+            current = tasks.iter().find(|(n, _)| n == name).map(|(_, j)| j);
+            if current.is_none() {
+                problems.push(format!("{name}: no such task"));
+            }
+            seen.push(name.to_string());
+            continue;
+        }
+        if line.starts_with("```") {
+            current = None;
+            continue;
+        }
+        let Some(json) = current else { continue };
+        // Inputs sit at four spaces; deeper lines continue a `|` value.
+        let Some(setting) = line.strip_prefix("    ").filter(|l| !l.starts_with(' ')) else {
+            continue;
+        };
+        let Some((key, value)) = setting.split_once(':') else {
+            continue;
+        };
+        let value = value.trim().trim_matches('\'');
+        let task = json["name"].as_str().unwrap();
+        let Some(input) = json["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == key)
+        else {
+            problems.push(format!("{task}: no input '{key}'"));
+            continue;
+        };
+        let editable = input["properties"]["EditableOptions"]
+            .as_str()
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        match input["type"].as_str().unwrap() {
+            "boolean" if !["true", "false"].contains(&value) => {
+                problems.push(format!("{task}: {key}: {value} is not a boolean"))
+            }
+            "pickList" | "radio"
+                if !editable
+                    && !value.starts_with("$(")
+                    && input["options"].get(value).is_none() =>
+            {
+                problems.push(format!("{task}: {key}: {value} is not one of its options"))
+            }
+            _ => {}
+        }
+    }
+    for (name, _) in &tasks {
+        if !seen.contains(name) {
+            problems.push(format!("{name}: no example in docs/examples.md"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
