@@ -119,6 +119,10 @@ pub fn stage(
     }
     write_json(&out.join("vss-extension.json"), &manifest)?;
     copy_dir(&root.join("images"), &out.join("images"))?;
+    if let Some(details) = manifest["content"]["details"]["path"].as_str() {
+        fs::copy(root.join(details), out.join(details))
+            .with_context(|| format!("copying the overview page {details}"))?;
+    }
     let launcher = root.join("tasks/launcher/run.js");
     let tasks = tasks(root)?;
     check_contributions(&manifest, &tasks)?;

@@ -22,6 +22,13 @@ pub struct Part {
     pub addressable: bool,
 }
 
+/// The path of the Marketplace overview page, `content.details.path`.
+fn content_details(manifest: &Value) -> Option<String> {
+    manifest["content"]["details"]["path"]
+        .as_str()
+        .map(|p| p.trim_start_matches("./").trim_matches('/').to_string())
+}
+
 /// Files listed in the manifest's `files`, directories expanded, sorted.
 pub fn parts(staged: &Path, manifest: &Value) -> Result<Vec<Part>> {
     let mut parts = Vec::new();
@@ -53,6 +60,21 @@ pub fn parts(staged: &Path, manifest: &Value) -> Result<Vec<Part>> {
                 addressable,
             });
         }
+    }
+    // The Marketplace page (`content.details`), packaged as tfx does even
+    // when `files` does not list it.
+    if let Some(details) = content_details(manifest)
+        && !parts.iter().any(|p| p.name == details)
+    {
+        let source = staged.join(&details);
+        if !source.is_file() {
+            bail!("content.details names {details}, which is not in the extension");
+        }
+        parts.push(Part {
+            name: details,
+            source,
+            addressable: false,
+        });
     }
     parts.sort_by(|a, b| a.name.cmp(&b.name));
     for p in &parts {
@@ -348,6 +370,19 @@ pub fn vsixmanifest(manifest: &Value, parts: &[Part]) -> Result<String> {
             uri.to_string(),
         ));
     }
+    // tfx writes the colour in lower case.
+    if let Some(color) = manifest["branding"]["color"].as_str() {
+        props.push((
+            "Microsoft.VisualStudio.Services.Branding.Color".into(),
+            color.to_lowercase(),
+        ));
+    }
+    if let Some(theme) = manifest["branding"]["theme"].as_str() {
+        props.push((
+            "Microsoft.VisualStudio.Services.Branding.Theme".into(),
+            theme.to_string(),
+        ));
+    }
     if !props.is_empty() {
         out.push_str("    <Properties>\n");
         for (k, v) in props {
@@ -386,6 +421,12 @@ pub fn vsixmanifest(manifest: &Value, parts: &[Part]) -> Result<String> {
         out.push_str(&format!(
             "    <Asset Type=\"Microsoft.VisualStudio.Services.Icons.Default\" d:Source=\"File\" Path=\"{}\" Addressable=\"true\"/>\n",
             xml(icon)
+        ));
+    }
+    if let Some(details) = content_details(manifest) {
+        out.push_str(&format!(
+            "    <Asset Type=\"Microsoft.VisualStudio.Services.Content.Details\" d:Source=\"File\" Path=\"{}\" Addressable=\"true\"/>\n",
+            xml(&details)
         ));
     }
     out.push_str("    <Asset Type=\"Microsoft.VisualStudio.Services.Manifest\" d:Source=\"File\" Path=\"extension.vsomanifest\" Addressable=\"true\"/>\n");

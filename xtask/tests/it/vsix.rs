@@ -96,6 +96,26 @@ fn the_vsix_is_deterministic_and_stamped() {
         vsixmanifest
             .contains(r#"Id="aws-pipeline-tasks" Publisher="test-publisher" Version="1.2.3""#)
     );
+    // The Marketplace page is in the package, and every relative link or
+    // image in it resolves to a file of the package.
+    assert!(vsixmanifest.contains(
+        r#"<Asset Type="Microsoft.VisualStudio.Services.Content.Details" d:Source="File" Path="overview.md""#
+    ));
+    let overview = String::from_utf8_lossy(&e["overview.md"]).into_owned();
+    assert!(overview.starts_with("# AWS Pipeline Tasks"));
+    for target in overview
+        .split("](")
+        .skip(1)
+        .filter_map(|t| t.split(')').next())
+    {
+        if target.starts_with("http") || target.starts_with('#') {
+            continue;
+        }
+        assert!(
+            e.contains_key(target.trim_start_matches("./")),
+            "overview.md links to {target}, which is not in the .vsix"
+        );
+    }
 }
 
 #[test]
