@@ -100,23 +100,110 @@ pub fn stamp_task_json(mut task: Value, version: &str) -> Result<Value> {
 pub type Binaries = BTreeMap<String, BTreeMap<String, PathBuf>>;
 
 /// Writes the staged extension folder.
+/// Who the extension is published as: the manifest's publisher and id
+/// unless overridden, and whether it is a private test build.
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    pub publisher: Option<String>,
+    pub extension_id: Option<String>,
+    /// A private build that installs beside the released extension in the
+    /// same organisation: its own extension id (`-dev`), task GUIDs and
+    /// service-connection type, "(dev)" in every name.
+    pub dev: bool,
+}
+
+/// The service-connection type of the tasks, as in vss-extension.json.
+const ENDPOINT_TYPE: &str = "AWSPipelineTasks";
+
+impl Identity {
+    /// The extension manifest as this identity publishes it.
+    pub fn manifest(&self, mut manifest: Value) -> Result<Value> {
+        if let Some(p) = &self.publisher {
+            manifest["publisher"] = Value::String(p.clone());
+        }
+        if let Some(id) = &self.extension_id {
+            manifest["id"] = Value::String(id.clone());
+        }
+        if self.dev {
+            let id = manifest["id"].as_str().context("manifest: no id")?;
+            manifest["id"] = Value::String(format!("{id}-dev"));
+            let name = manifest["name"].as_str().context("manifest: no name")?;
+            manifest["name"] = Value::String(format!("{name} (dev)"));
+            manifest["public"] = Value::Bool(false);
+            for c in manifest["contributions"]
+                .as_array_mut()
+                .into_iter()
+                .flatten()
+            {
+                if c["properties"]["name"] == ENDPOINT_TYPE {
+                    c["properties"]["name"] = Value::String(format!("{ENDPOINT_TYPE}Dev"));
+                    let shown = c["properties"]["displayName"]
+                        .as_str()
+                        .unwrap_or(ENDPOINT_TYPE);
+                    c["properties"]["displayName"] = Value::String(format!("{shown} (dev)"));
+                }
+            }
+        }
+        Ok(manifest)
+    }
+
+    /// A task.json as this identity publishes it.
+    pub fn task(&self, mut task: Value) -> Result<Value> {
+        if !self.dev {
+            return Ok(task);
+        }
+        let id = task["id"].as_str().context("task.json: no id")?;
+        task["id"] = Value::String(dev_guid(id));
+        let name = task["friendlyName"].as_str().unwrap_or("");
+        task["friendlyName"] = Value::String(format!("{name} (dev)"));
+        for input in task["inputs"].as_array_mut().into_iter().flatten() {
+            if input["type"] == format!("connectedService:{ENDPOINT_TYPE}") {
+                input["type"] = Value::String(format!("connectedService:{ENDPOINT_TYPE}Dev"));
+            }
+        }
+        Ok(task)
+    }
+}
+
+/// The dev build's GUID for a task: derived from the released one, the
+/// same on every build (two 64-bit FNV-1a hashes), never equal to it.
+pub fn dev_guid(released: &str) -> String {
+    let fnv = |seed: u64| {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
+        for b in format!("dev:{}", released.to_ascii_lowercase()).bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h
+    };
+    let (a, b) = (fnv(0), fnv(0x9e37_79b9_7f4a_7c15));
+    // RFC 9562 layout: version 8 (custom), variant 10.
+    let a = (a & 0xffff_ffff_ffff_0fff) | 0x0000_0000_0000_8000;
+    let b = (b & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xffff,
+        b >> 48,
+        b & 0xffff_ffff_ffff
+    )
+}
+
 pub fn stage(
     root: &Path,
     out: &Path,
     binaries: &Binaries,
     version: &str,
-    publisher: Option<&str>,
+    identity: &Identity,
     packing: Packing,
 ) -> Result<()> {
     if out.exists() {
         fs::remove_dir_all(out)?;
     }
     fs::create_dir_all(out)?;
-    let mut manifest = read_json(&root.join("vss-extension.json"))?;
+    let mut manifest = identity.manifest(read_json(&root.join("vss-extension.json"))?)?;
     manifest["version"] = Value::String(version.to_string());
-    if let Some(p) = publisher {
-        manifest["publisher"] = Value::String(p.to_string());
-    }
     write_json(&out.join("vss-extension.json"), &manifest)?;
     copy_dir(&root.join("images"), &out.join("images"))?;
     if let Some(details) = manifest["content"]["details"]["path"].as_str() {
@@ -130,7 +217,7 @@ pub fn stage(
         let dest = out.join("tasks").join(&task.name);
         fs::create_dir_all(&dest)?;
         let json = stamp_task_json(read_json(&task.dir.join("task.json"))?, version)?;
-        write_json(&dest.join("task.json"), &json)?;
+        write_json(&dest.join("task.json"), &identity.task(json)?)?;
         fs::copy(task.dir.join("icon.png"), dest.join("icon.png"))
             .with_context(|| format!("{}: icon.png", task.name))?;
         fs::copy(&launcher, dest.join("run.js"))?;
@@ -341,6 +428,52 @@ mod tests {
         assert_eq!(platform_of("aarch64-apple-darwin").unwrap(), "darwin-arm64");
         assert_eq!(platform_of("x86_64-pc-windows-msvc").unwrap(), "win32-x64");
         assert!(platform_of("riscv64gc-unknown-linux-gnu").is_err());
+    }
+
+    #[test]
+    fn a_dev_build_installs_beside_the_released_one() {
+        let dev = Identity {
+            publisher: Some("acme".into()),
+            extension_id: None,
+            dev: true,
+        };
+        let m = dev
+            .manifest(
+                json!({"id": "tasks", "name": "T", "public": true, "contributions": [
+                {"type": "ms.vss-endpoint.service-endpoint-type",
+                 "properties": {"name": "AWSPipelineTasks", "displayName": "AWS"}}]}),
+            )
+            .unwrap();
+        assert_eq!(m["publisher"], "acme");
+        assert_eq!(m["id"], "tasks-dev");
+        assert_eq!(m["name"], "T (dev)");
+        assert_eq!(m["public"], false);
+        assert_eq!(
+            m["contributions"][0]["properties"]["name"],
+            "AWSPipelineTasksDev"
+        );
+        let guid = "3a219265-181c-4ed2-9a51-75a7f308f0d5";
+        let t = dev
+            .task(json!({"id": guid, "friendlyName": "S3", "inputs": [
+                {"name": "awsCredentials", "type": "connectedService:AWSPipelineTasks"}]}))
+            .unwrap();
+        let id = t["id"].as_str().unwrap();
+        assert_ne!(id, guid);
+        assert_eq!(id, dev_guid(guid), "the same GUID on every build");
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "8", "version 8");
+        assert_eq!(t["friendlyName"], "S3 (dev)");
+        assert_eq!(
+            t["inputs"][0]["type"],
+            "connectedService:AWSPipelineTasksDev"
+        );
+        // Released builds are left as they are.
+        let released = Identity::default();
+        assert_eq!(released.task(json!({"id": guid})).unwrap()["id"], guid);
+        assert_ne!(
+            dev_guid(guid),
+            dev_guid("ec87c253-756f-4a7a-be91-4f1c60f9d8fe")
+        );
     }
 
     /// The originals are `@1`; a step ports by changing the task's name

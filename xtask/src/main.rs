@@ -8,8 +8,10 @@
 //! - `toolchains [--runners]`: installs the toolchains for every platform
 //!   (and, with `--runners`, Wine, Windows Node and qemu for the tests).
 //! - `package [--platform LIST|all|none] [--prebuilt DIR] [--publisher P]
-//!   [--out DIR]`: release binaries for every platform and the Marketplace
-//!   .vsix, with a size table; refuses a .vsix over 100 MB.
+//!   [--extension-id ID] [--dev] [--out DIR]`: release binaries for every
+//!   platform and the Marketplace .vsix, with a size table; refuses a .vsix
+//!   over 100 MB. `--dev` makes a private build that installs beside the
+//!   released one (its own id, task GUIDs and service-connection type).
 //! - `build --platform LIST [--native] [--out DIR]`: release binaries only,
 //!   in the layout `package --prebuilt` takes (a release pipeline's parts).
 //! - `run <TaskName> [--input k=v] [--variable k=v] [--secret k=v]
@@ -41,7 +43,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n  test [--platform P [-p task]...] [--all-platforms] [cargo test args]\n  toolchains [--runners]\n  package [--platform LIST|all] [--prebuilt DIR] [--publisher P] [--out DIR]\n  build --platform LIST [--native] [--out DIR]\n  run <TaskName> [--input k=v] [--variable k=v] [--secret k=v] [--connection k=v] [--connection-data k=v]\n  bench startup | bench s3 [rounds]\n  moto"
+                "usage: cargo xtask <command>\n  test [--platform P [-p task]...] [--all-platforms] [cargo test args]\n  toolchains [--runners]\n  package [--platform LIST|all] [--prebuilt DIR] [--publisher P] [--extension-id ID] [--dev] [--out DIR]\n  build --platform LIST [--native] [--out DIR]\n  run <TaskName> [--input k=v] [--variable k=v] [--secret k=v] [--connection k=v] [--connection-data k=v]\n  bench startup | bench s3 [rounds]\n  moto"
             );
             return ExitCode::from(2);
         }
@@ -146,7 +148,7 @@ fn moto_foreground() -> Result<()> {
 struct PackageArgs {
     platforms: Vec<&'static platforms::Platform>,
     prebuilt: Option<PathBuf>,
-    publisher: Option<String>,
+    identity: layout::Identity,
     out: PathBuf,
 }
 
@@ -156,7 +158,7 @@ fn parse_package(args: &[String]) -> Result<PackageArgs> {
     let mut p = PackageArgs {
         platforms: Vec::new(),
         prebuilt: None,
-        publisher: None,
+        identity: layout::Identity::default(),
         out: root.join("dist"),
     };
     let mut it = args.iter();
@@ -169,7 +171,9 @@ fn parse_package(args: &[String]) -> Result<PackageArgs> {
         match a.as_str() {
             "--platform" => list = Some(value()?),
             "--prebuilt" => p.prebuilt = Some(PathBuf::from(value()?)),
-            "--publisher" => p.publisher = Some(value()?),
+            "--publisher" => p.identity.publisher = Some(value()?),
+            "--extension-id" => p.identity.extension_id = Some(value()?),
+            "--dev" => p.identity.dev = true,
             "--out" => p.out = PathBuf::from(value()?),
             other => bail!("unknown option {other}"),
         }
@@ -216,7 +220,7 @@ fn package(args: &[String]) -> Result<PathBuf> {
         &staged,
         &binaries,
         &version,
-        args.publisher.as_deref(),
+        &args.identity,
         layout::Packing::Brotli,
     )?;
     let vsix = vsix::write(&staged, &args.out)?;

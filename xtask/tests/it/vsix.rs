@@ -11,6 +11,16 @@ use crate::{root, temp};
 
 /// A staged layout with a small real executable as every task's binary.
 fn staged(name: &str) -> PathBuf {
+    staged_as(
+        name,
+        &layout::Identity {
+            publisher: Some("test-publisher".into()),
+            ..Default::default()
+        },
+    )
+}
+
+fn staged_as(name: &str, identity: &layout::Identity) -> PathBuf {
     let dir = temp(name).join("stage");
     let tasks = layout::tasks(&root()).unwrap();
     let bins: BTreeMap<String, PathBuf> = tasks
@@ -23,7 +33,7 @@ fn staged(name: &str) -> PathBuf {
         &dir,
         &binaries,
         "1.2.3",
-        Some("test-publisher"),
+        identity,
         layout::Packing::Brotli,
     )
     .unwrap();
@@ -120,9 +130,48 @@ fn the_vsix_is_deterministic_and_stamped() {
 
 #[test]
 fn the_vsix_matches_tfx_cli() {
+    matches_tfx(&staged("tfx"));
+}
+
+/// A `--dev` build: tfx takes it too, and nothing in it is the released
+/// extension's (id, task GUIDs, service-connection type).
+#[test]
+fn a_dev_vsix_matches_tfx_cli_and_shares_no_id_with_the_release() {
+    let dev = layout::Identity {
+        publisher: Some("test-publisher".into()),
+        dev: true,
+        ..Default::default()
+    };
+    let stage = staged_as("tfx-dev", &dev);
+    matches_tfx(&stage);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(stage.join("vss-extension.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["id"], "aws-pipeline-tasks-dev");
+    for task in layout::tasks(&root()).unwrap() {
+        let read = |p: &Path| -> serde_json::Value {
+            serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+        };
+        let released = read(&task.dir.join("task.json"));
+        let shipped = read(&stage.join("tasks").join(&task.name).join("task.json"));
+        assert_ne!(shipped["id"], released["id"], "{}", task.name);
+        assert_eq!(shipped["name"], released["name"]);
+        assert!(
+            shipped["inputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|i| i["type"] == "connectedService:AWSPipelineTasksDev"),
+            "{}",
+            task.name
+        );
+    }
+}
+
+fn matches_tfx(stage: &Path) {
     let tfx = std::env::var("TFX")
         .expect("TFX is not set: run `cargo xtask test`, which installs tfx-cli");
-    let stage = staged("tfx");
+    let stage = stage.to_path_buf();
     let ours = xtask::vsix::write(&stage, &stage.parent().unwrap().join("ours")).unwrap();
     let out_dir = stage.parent().unwrap().join("tfx");
     std::fs::create_dir_all(&out_dir).unwrap();
