@@ -167,6 +167,12 @@ pub fn check_endpoint_url(value: &str, source: &str) -> Result<String> {
     // Errors show the value without any credentials in it.
     let shown = network::without_userinfo(value).0;
     let parsed = url::Url::parse(value).map_err(|e| {
+        if e == url::ParseError::IdnaError {
+            // The ASCII-only idna adapter (workspace Cargo.toml).
+            return anyhow::anyhow!(
+                "{source} is '{shown}': its host name is not ASCII. Give an internationalised host name in its ASCII (xn--) form."
+            );
+        }
         anyhow::anyhow!("{source} is '{shown}', which is not a valid URL ({e}): give {example}.")
     })?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -437,6 +443,11 @@ mod tests {
             e,
             "Input 'endpointUrl' is 'https://s3.example.com:99999', which is not a valid URL (invalid port number): give a URL such as https://s3.example.com or http://127.0.0.1:9000."
         );
+        let e = check_endpoint_url("https://bücher.example", "X")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not ASCII") && e.contains("xn--"), "{e}");
+        check_endpoint_url("https://xn--bcher-kva.example", "X").unwrap();
         let e = check_endpoint_url("ftp://u:s3cret@host", "X")
             .unwrap_err()
             .to_string();
