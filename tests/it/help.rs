@@ -1,7 +1,7 @@
 //! The help users read: every task says what it does and which IAM
 //! permissions it needs, and every input has help, so a new task or input
 //! without it fails here; and docs/examples.md holds a step per task that
-//! its task.json accepts.
+//! its task.json accepts; relative links in the README and docs resolve.
 
 use std::path::Path;
 
@@ -131,4 +131,43 @@ fn every_task_has_an_example_that_its_task_json_accepts() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Every relative link and image in the README and the docs names a file
+/// of the repository (the overview's are checked inside the .vsix by
+/// xtask's tests).
+#[test]
+fn relative_links_in_the_readme_and_docs_resolve() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut pages = vec![root.join("README.md")];
+    for name in [
+        "CONTRIBUTING.md",
+        "SECURITY.md",
+        "CHANGELOG.md",
+        "ARCHITECTURE.md",
+    ] {
+        pages.push(root.join(name));
+    }
+    pages.extend(
+        std::fs::read_dir(root.join("docs"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "md")),
+    );
+    let mut broken = Vec::new();
+    for page in &pages {
+        let text = std::fs::read_to_string(page).unwrap();
+        for target in text.split("](").skip(1).filter_map(|t| t.split(')').next()) {
+            let target = target.split('#').next().unwrap_or("");
+            if target.is_empty() || target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            if !page.parent().unwrap().join(target).exists() {
+                broken.push(format!("{}: {target}", page.display()));
+            }
+        }
+    }
+    assert!(pages.len() >= 8, "{pages:?}");
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
 }
