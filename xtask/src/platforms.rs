@@ -265,7 +265,7 @@ pub fn macos_stubs(root: &Path) -> Result<PathBuf> {
     let dir = root.join("target").join("macos-frameworks");
     let mut declared: Vec<String> = Vec::new();
     for krate in ["security-framework-sys", "core-foundation-sys"] {
-        let src = crate_source(root, krate)?;
+        let src = crate_source(root, krate, Some("aarch64-apple-darwin"))?;
         declared.extend(declared_symbols(&src)?);
     }
     declared.sort();
@@ -295,20 +295,16 @@ pub fn macos_stubs(root: &Path) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// The source folder of a dependency, from `cargo metadata`.
-fn crate_source(root: &Path, name: &str) -> Result<PathBuf> {
-    let out = Command::new(tools::cargo())
-        .current_dir(root)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--locked",
-            "--filter-platform",
-            "aarch64-apple-darwin",
-        ])
-        .output()
-        .context("running cargo metadata")?;
+/// The source folder of a dependency, from `cargo metadata` (of the
+/// dependency graph for `target` when given).
+pub(crate) fn crate_source(root: &Path, name: &str, target: Option<&str>) -> Result<PathBuf> {
+    let mut cmd = Command::new(tools::cargo());
+    cmd.current_dir(root)
+        .args(["metadata", "--format-version", "1", "--locked"]);
+    if let Some(target) = target {
+        cmd.args(["--filter-platform", target]);
+    }
+    let out = cmd.output().context("running cargo metadata")?;
     if !out.status.success() {
         bail!(
             "cargo metadata failed: {}",
@@ -323,7 +319,7 @@ fn crate_source(root: &Path, name: &str) -> Result<PathBuf> {
         .find(|p| p["name"] == name)
         .and_then(|p| p["manifest_path"].as_str())
         .and_then(|m| Path::new(m).parent().map(Path::to_path_buf))
-        .with_context(|| format!("{name} is not in the macOS dependency graph"))
+        .with_context(|| format!("{name} is not in the workspace's dependencies"))
 }
 
 /// `pub fn NAME` and `pub static [mut] NAME` in every `.rs` file below `dir`.

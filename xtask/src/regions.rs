@@ -4,7 +4,6 @@
 //! The list stays editable in the task editor, as in the original.
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::OnceLock;
 
 use anyhow::{Context, Result, bail};
@@ -22,37 +21,12 @@ pub fn regions() -> Result<&'static [(String, String)]> {
         return Ok(r);
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let source = sdk_source(&root)?;
+    // The aws-sdk-sts the workspace builds with.
+    let source =
+        crate::platforms::crate_source(&root, "aws-sdk-sts", None)?.join("src/endpoint_lib.rs");
     let list = from_endpoint_lib(&std::fs::read_to_string(&source)?)
         .with_context(|| format!("reading the partitions in {}", source.display()))?;
     Ok(REGIONS.get_or_init(|| list))
-}
-
-/// `src/endpoint_lib.rs` of the aws-sdk-sts the workspace builds with.
-fn sdk_source(root: &Path) -> Result<std::path::PathBuf> {
-    let out = Command::new(crate::tools::cargo())
-        .args(["metadata", "--format-version", "1"])
-        .current_dir(root)
-        .output()
-        .context("running cargo metadata")?;
-    if !out.status.success() {
-        bail!(
-            "cargo metadata failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let meta: Value = serde_json::from_slice(&out.stdout)?;
-    let manifest = meta["packages"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|p| p["name"] == "aws-sdk-sts")
-        .and_then(|p| p["manifest_path"].as_str())
-        .context("aws-sdk-sts is not in the workspace's dependencies")?;
-    Ok(Path::new(manifest)
-        .parent()
-        .context("a manifest path")?
-        .join("src/endpoint_lib.rs"))
 }
 
 /// The regions in the partition JSON that the generated endpoint code

@@ -228,6 +228,20 @@ impl RunningTask {
         };
     }
 
+    /// Waits until `ready` (polled every 50 ms) holds, so a test can act
+    /// mid-run; panics with the task's output if it ends first or after a
+    /// minute, saying that `what` never happened.
+    pub fn after(mut self, what: &str, mut ready: impl FnMut() -> bool) -> Self {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !ready() {
+            if std::time::Instant::now() > deadline || self.finished() {
+                panic!("{what} never happened: {:?}", self.wait());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        self
+    }
+
     /// Whether the process has ended.
     pub fn finished(&mut self) -> bool {
         self.child.try_wait().unwrap().is_some()

@@ -325,7 +325,7 @@ where
 {
     use aws_smithy_runtime_api::client::result::SdkError;
     let SdkError::ServiceError(service) = e else {
-        return error_chain(e);
+        return resolve::error_text(e);
     };
     let (err, raw) = (service.err(), service.raw());
     let status = raw.status().as_u16();
@@ -345,21 +345,6 @@ where
     }
     text.push(')');
     text
-}
-
-/// An error and its causes, `a: b: c`, leaving out a cause whose text the
-/// one before already holds.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !parts.last().is_some_and(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = cause.source();
-    }
-    parts.join(": ")
 }
 
 /// The codes AWS services answer when the thing asked for does not exist.

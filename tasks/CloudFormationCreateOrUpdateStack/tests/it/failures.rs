@@ -334,10 +334,6 @@ fn a_cancelled_wait_says_the_creation_goes_on_in_aws() {
             real
         })
     });
-    let mut task = deploy(&name, &d)
-        .input("parameterOverrides", "Version=1")
-        .set("AWS_ENDPOINT_URL", &proxy.url)
-        .spawn(bin());
     let waiting = || {
         let actions: Vec<String> = proxy.requests().iter().map(action).collect();
         actions
@@ -345,13 +341,11 @@ fn a_cancelled_wait_says_the_creation_goes_on_in_aws() {
             .skip_while(|a| *a != "CreateStack")
             .any(|a| a == "DescribeStacks")
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !waiting() {
-        if std::time::Instant::now() > deadline || task.finished() {
-            panic!("the task never waited for the stack: {:?}", task.wait());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let task = deploy(&name, &d)
+        .input("parameterOverrides", "Version=1")
+        .set("AWS_ENDPOINT_URL", &proxy.url)
+        .spawn(bin())
+        .after("the wait for the stack", waiting);
     // The answer to that DescribeStacks reaches the task.
     std::thread::sleep(std::time::Duration::from_millis(500));
     let cancelled = std::time::Instant::now();

@@ -120,18 +120,13 @@ fn a_cancelled_multipart_upload_is_aborted() {
         }
         None
     });
-    let mut task = upload(&b, &src)
+    let task = upload(&b, &src)
         .input("endpointUrl", &p.url)
         .input("maxConcurrency", "1")
-        .spawn(bin());
-    // Wait until the upload has started (and never forever).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !p.requests().iter().any(|r| r.target.contains("uploads")) {
-        if std::time::Instant::now() > deadline || task.finished() {
-            panic!("the multipart upload never started: {:?}", task.wait());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+        .spawn(bin())
+        .after("the multipart upload's start", || {
+            p.requests().iter().any(|r| r.target.contains("uploads"))
+        });
     std::thread::sleep(std::time::Duration::from_millis(300));
     let cancelled = std::time::Instant::now();
     task.cancel();
