@@ -19,10 +19,14 @@
 //! and what to check.
 //!
 //! Where each concern lives: `proxy` (the proxy settings as read, and the
-//! route each request takes), `tls` (the CA bundle, and the connector that
-//! skips certificate checks), `router` (the SDK connector that applies
-//! both), `diagnose` (network failures reworded to name what to check).
+//! route each request takes), `tls` (the trusted roots, the CA bundle, and
+//! the verifier that skips certificate checks), `client` (the HTTP/1.1
+//! client and its connections: direct, forwarded or tunnelled, with TLS),
+//! `router` (the SDK connector that picks the route for each request),
+//! `diagnose` (network failures reworded to name what to check),
+//! `watchdog` (connect and read timeouts).
 
+mod client;
 mod diagnose;
 mod proxy;
 mod router;
@@ -30,22 +34,22 @@ mod tls;
 mod watchdog;
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use anyhow::{Result, anyhow};
-use aws_smithy_http_client::tls::{TlsContext, TrustStore};
+use anyhow::Result;
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
 };
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use base64::Engine;
+use hyper_util::client::proxy::matcher::Matcher;
 use vsts_task::{Console, Env};
 
 pub(crate) use proxy::without_userinfo;
 use proxy::{Proxy, agent_proxy_url, bypass_list, split_credentials};
 use router::Router;
-use tls::read_ca_bundle;
+use tls::{client_config, read_ca_bundle};
 use watchdog::Watchdog;
 pub use watchdog::{CONNECT_VARIABLE, NameRequests, READ_VARIABLE, Timeouts};
 
@@ -59,11 +63,24 @@ pub struct Network(Arc<Inner>);
 
 struct Inner {
     proxy: Proxy,
-    tls: TlsContext,
+    /// The proxy's rules as hyper-util's matcher (`NO_PROXY`, schemes).
+    matcher: Option<Arc<Matcher>>,
+    /// The agent's CA bundle, checked when read.
+    ca_pem: Option<Vec<u8>>,
     ca_info: Option<(String, usize)>,
     skip_verify: bool,
     timeouts: Timeouts,
+    /// Built on first use: loading the system's roots reads files.
+    tls: OnceLock<Arc<rustls::ClientConfig>>,
     connectors: ConnectorCache,
+}
+
+impl Inner {
+    fn tls_config(&self) -> Arc<rustls::ClientConfig> {
+        self.tls
+            .get_or_init(|| client_config(self.ca_pem.as_deref(), self.skip_verify))
+            .clone()
+    }
 }
 
 impl fmt::Debug for Network {
@@ -83,28 +100,27 @@ impl Network {
     /// No proxy, the system's roots: what a test or a tool outside the agent
     /// gets when nothing is configured.
     pub fn direct() -> Self {
-        Self::new(
-            Proxy::None,
-            TlsContext::default(),
-            None,
-            false,
-            Timeouts::default(),
-        )
+        Self::new(Proxy::None, None, false, Timeouts::default())
     }
 
     fn new(
         proxy: Proxy,
-        tls: TlsContext,
-        ca_info: Option<(String, usize)>,
+        ca: Option<(Vec<u8>, String, usize)>,
         skip: bool,
         timeouts: Timeouts,
     ) -> Self {
+        let (ca_pem, ca_info) = match ca {
+            Some((pem, path, count)) => (Some(pem), Some((path, count))),
+            None => (None, None),
+        };
         Network(Arc::new(Inner {
+            matcher: proxy.matcher().map(Arc::new),
             proxy,
-            tls,
+            ca_pem,
             ca_info,
             skip_verify: skip,
             timeouts,
+            tls: OnceLock::new(),
             connectors: Mutex::new(Vec::new()),
         }))
     }
@@ -181,17 +197,12 @@ impl Network {
                 }
             }
         };
-        let (tls, ca_info) = match env.get("AGENT_CAINFO") {
+        let ca = match env.get("AGENT_CAINFO") {
             Some(path) => {
                 let (pem, count) = read_ca_bundle(path)?;
-                let store = TrustStore::default().with_pem_certificate(pem);
-                let tls = TlsContext::builder()
-                    .with_trust_store(store)
-                    .build()
-                    .map_err(|e| anyhow!("AGENT_CAINFO '{path}': {e}"))?;
-                (tls, Some((path.to_string(), count)))
+                Some((pem, path.to_string(), count))
             }
-            None => (TlsContext::default(), None),
+            None => None,
         };
         let skip = truthy(env.get("AGENT_SKIPCERTVALIDATION"));
         if skip {
@@ -202,7 +213,7 @@ impl Network {
                  (--sslcacert) instead.",
             );
         }
-        Ok(Self::new(proxy, tls, ca_info, skip, timeouts))
+        Ok(Self::new(proxy, ca, skip, timeouts))
     }
 
     /// One line for the log, or nothing when the network is the default.

@@ -59,8 +59,8 @@ impl Proxy {
         }
     }
 
-    /// The proxy rules as hyper-util's matcher (for the tunnel of the
-    /// connector that skips certificate validation, and `NO_PROXY`).
+    /// The proxy rules as hyper-util's matcher: the proxy for each scheme,
+    /// its credentials, and `NO_PROXY`.
     pub(super) fn matcher(&self) -> Option<Matcher> {
         match self {
             Self::None => None,

@@ -4,26 +4,23 @@
 use std::fmt;
 use std::sync::Arc;
 
-use aws_smithy_http_client::Connector;
-use aws_smithy_http_client::proxy::ProxyConfig;
-use aws_smithy_http_client::tls::{self, TlsContext, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::{
     HttpConnector, HttpConnectorFuture, HttpConnectorSettings,
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_types::body::SdkBody;
 
 use super::Inner;
+use super::client::{Client, client, connector_error};
 use super::diagnose::explain;
-use super::proxy::{Proxy, Route, encode_userinfo};
-use super::tls::Insecure;
+use super::proxy::Route;
 
 /// Picks, for each request, the direct or the proxied connection.
 pub(super) struct Router {
     net: Arc<Inner>,
-    direct: Connector,
-    proxied: Option<Connector>,
-    insecure: Option<Insecure>,
+    direct: Client,
+    proxied: Option<Client>,
 }
 
 impl fmt::Debug for Router {
@@ -32,55 +29,16 @@ impl fmt::Debug for Router {
     }
 }
 
-fn build_connector(
-    settings: &HttpConnectorSettings,
-    tls: &TlsContext,
-    proxy: ProxyConfig,
-) -> Connector {
-    Connector::builder()
-        .connector_settings(settings.clone())
-        .proxy_config(proxy)
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .tls_context(tls.clone())
-        .build()
-}
-
 impl Router {
     pub(super) fn new(net: Arc<Inner>, settings: &HttpConnectorSettings) -> Self {
-        let direct = build_connector(settings, &net.tls, ProxyConfig::disabled());
-        let proxy_config = match &net.proxy {
-            Proxy::None => None,
-            Proxy::Agent {
-                url,
-                credentials,
-                no_proxy,
-                ..
-            } => {
-                // The URL was checked when it was read.
-                ProxyConfig::all(url.as_str()).ok().map(|mut config| {
-                    if let Some((u, p)) = credentials {
-                        // aws-smithy-http-client 1.5 pastes these into the
-                        // proxy URL unencoded and hyper-util decodes them:
-                        // encoded, a password with '@' or ':' survives.
-                        config = config.with_basic_auth(encode_userinfo(u), encode_userinfo(p));
-                    }
-                    if let Some(n) = no_proxy {
-                        config = config.no_proxy(n);
-                    }
-                    config
-                })
-            }
-            Proxy::Environment { .. } => Some(ProxyConfig::from_env()),
-        };
-        let proxied = proxy_config.map(|pc| build_connector(settings, &net.tls, pc));
-        let insecure = net
-            .skip_verify
-            .then(|| Insecure::new(settings, net.proxy.matcher()));
+        let connect = settings.connect_timeout().unwrap_or(net.timeouts.connect);
+        let tls = net.tls_config();
+        let direct = client(tls.clone(), None, connect);
+        let proxied = net.matcher.clone().map(|m| client(tls, Some(m), connect));
         Router {
             net,
             direct,
             proxied,
-            insecure,
         }
     }
 }
@@ -91,16 +49,35 @@ impl HttpConnector for Router {
             Ok(u) => u,
             Err(e) => return HttpConnectorFuture::ready(Err(ConnectorError::user(Box::new(e)))),
         };
-        let route = self.net.proxy.route(&uri);
-        let proxied = matches!(route, Route::Proxied);
-        let host = uri.authority().map(|a| a.to_string()).unwrap_or_default();
-        let proxy = self.net.proxy.shown();
-        let https = uri.scheme_str() == Some("https");
-        let future = match (&self.insecure, https, route) {
-            (Some(insecure), true, route) => insecure.call(request, &uri, route),
-            (_, _, Route::Proxied) => self.proxied.as_ref().unwrap_or(&self.direct).call(request),
-            (_, _, Route::Direct) => self.direct.call(request),
+        let mut request = match request.try_into_http1x() {
+            Ok(r) => r,
+            Err(e) => return HttpConnectorFuture::ready(Err(ConnectorError::user(Box::new(e)))),
         };
+        // The bypass list and metadata hosts first, then the proxy's own
+        // rules (NO_PROXY, and the scheme with proxies from the environment).
+        let intercept = match self.net.proxy.route(&uri) {
+            Route::Proxied => self.net.matcher.as_ref().and_then(|m| m.intercept(&uri)),
+            Route::Direct => None,
+        };
+        let client = match (&intercept, &self.proxied) {
+            (Some(intercept), Some(proxied)) => {
+                // Plain HTTP is sent to the proxy itself, so its credentials
+                // go in the request (a tunnel carries them in its CONNECT).
+                if uri.scheme() == Some(&http::uri::Scheme::HTTP)
+                    && let Some(auth) = intercept.basic_auth()
+                {
+                    request
+                        .headers_mut()
+                        .insert(http::header::PROXY_AUTHORIZATION, auth.clone());
+                }
+                proxied
+            }
+            _ => &self.direct,
+        };
+        let proxied = intercept.is_some();
+        let proxy = self.net.proxy.shown();
+        let host = uri.authority().map(|a| a.to_string()).unwrap_or_default();
+        let future = client.request(request);
         HttpConnectorFuture::new(async move {
             match future.await {
                 Ok(resp) if proxied && resp.status().as_u16() == 407 => {
@@ -114,8 +91,16 @@ impl HttpConnector for Router {
                         None,
                     ))
                 }
-                Ok(resp) => Ok(resp),
-                Err(e) => Err(explain(e, proxied.then_some(proxy.as_str()), &host)),
+                Ok(resp) => {
+                    let resp = resp.map(SdkBody::from_body_1_x);
+                    aws_smithy_runtime_api::http::Response::try_from(resp)
+                        .map_err(|e| ConnectorError::other(Box::new(e), None))
+                }
+                Err(e) => Err(explain(
+                    connector_error(e),
+                    proxied.then_some(proxy.as_str()),
+                    &host,
+                )),
             }
         })
     }

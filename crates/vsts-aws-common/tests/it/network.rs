@@ -363,3 +363,29 @@ fn bad_network_settings_are_named() {
         e.run().assert_failed_with(message);
     }
 }
+
+/// A server that accepts connections and never says a word: TLS cannot
+/// start. The connect timeout covers the handshake, not only TCP, and its
+/// message names the variable that sets it.
+#[test]
+fn a_silent_server_fails_on_the_connect_timeout() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://{}", silent.local_addr().unwrap());
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = held.clone();
+    std::thread::spawn(move || {
+        for conn in silent.incoming().flatten() {
+            keep.lock().unwrap().push(conn);
+        }
+    });
+    let started = std::time::Instant::now();
+    let run = keys(&url).set("AWS_CONNECTTIMEOUT", "0.5").run();
+    run.assert_failed_with(&format!(
+        "{}: could not connect within 0.5 s (connect timeout; the pipeline variable aws.connectTimeout sets it)",
+        host_port(&url)
+    ));
+    // Retried as a transient failure, then given up well before the read
+    // timeout (60 s) would have ended it.
+    assert!(held.lock().unwrap().len() >= 2, "not retried");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
