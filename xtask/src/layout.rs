@@ -47,6 +47,26 @@ pub fn tasks(root: &Path) -> Result<Vec<TaskSource>> {
     Ok(out)
 }
 
+/// The tasks named in `list` (comma-separated, any case); an unknown name
+/// fails with the names there are.
+pub fn select(tasks: Vec<TaskSource>, list: &str) -> Result<Vec<TaskSource>> {
+    let wanted: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    for w in &wanted {
+        if !tasks.iter().any(|t| t.name.eq_ignore_ascii_case(w)) {
+            let names: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).collect();
+            bail!("no task {w}; tasks: {}", names.join(", "));
+        }
+    }
+    Ok(tasks
+        .into_iter()
+        .filter(|t| wanted.iter().any(|w| t.name.eq_ignore_ascii_case(w)))
+        .collect())
+}
+
 pub fn read_json(path: &Path) -> Result<Value> {
     let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))

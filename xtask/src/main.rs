@@ -239,18 +239,21 @@ fn package(args: &[String]) -> Result<PathBuf> {
     Ok(vsix)
 }
 
-/// `cargo xtask build --platform LIST [--native] [--out DIR]`: release
-/// binaries in `DIR/<platform>/`, the layout `package --prebuilt` takes.
+/// `cargo xtask build --platform LIST [--task LIST] [--native] [--out DIR]`:
+/// release binaries in `DIR/<platform>/`, the layout `package --prebuilt`
+/// takes (`--task`: only these tasks, to measure one quickly).
 fn build_parts(args: &[String]) -> Result<()> {
     let root = tools::root();
     let mut list = None;
     let mut native = false;
+    let mut only: Option<String> = None;
     let mut out = root.join("target/parts");
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--platform" => list = it.next().cloned(),
             "--native" => native = true,
+            "--task" => only = Some(it.next().context("--task needs a value")?.clone()),
             "--out" => {
                 out = it
                     .next()
@@ -261,7 +264,10 @@ fn build_parts(args: &[String]) -> Result<()> {
         }
     }
     let list = list.context("--platform is required")?;
-    let tasks = layout::tasks(&root)?;
+    let mut tasks = layout::tasks(&root)?;
+    if let Some(only) = only {
+        tasks = layout::select(tasks, &only)?;
+    }
     if !native {
         toolchains::install(&root, false)?;
     }
