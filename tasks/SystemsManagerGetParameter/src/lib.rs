@@ -6,7 +6,7 @@
 
 use anyhow::{Result, anyhow, bail};
 use aws_sdk_ssm::types::{Parameter, ParameterType};
-use regex::{Regex, RegexBuilder};
+use regex_lite::{Regex, RegexBuilder};
 use vsts_aws_common::{AwsSetup, sdk_error_text};
 use vsts_task::limits::{Limit, ceiling, line};
 use vsts_task::{Task, VariableOptions};
@@ -103,7 +103,7 @@ impl Params {
 }
 
 /// Replacement text as the original task (JavaScript) reads it, in the
-/// `regex` crate's syntax: `$1` and `$<name>` are groups, `$&` is the whole
+/// `regex-lite` syntax: `$1` and `$<name>` are groups, `$&` is the whole
 /// match, `$$` is a dollar; any other `$` is literal. (Without this, `$2_$1`
 /// would name a group `2_`.)
 pub fn js_replacement(text: &str) -> String {
