@@ -85,7 +85,9 @@ fn every_task_has_an_example_that_its_task_json_accepts() {
             seen.push(name.to_string());
             continue;
         }
-        if line.starts_with("```") {
+        // The end of the block, or another kind of step (a script that
+        // uses the task's variables): not the task's inputs.
+        if line.starts_with("```") || line.starts_with("- ") {
             current = None;
             continue;
         }
