@@ -89,6 +89,7 @@ function unpack(index, entry, target) {
     if (data.length !== entry.size) {
       throw new Error('the stream holds ' + stream.length + ' bytes, fewer than bin/index.json says');
     }
+    unfilter(data, entry.filter);
   } catch (e) {
     fail('Cannot unpack the ' + platform + ' binary from ' + path.join(binDir, String(index.stream)) + ': ' + e.message);
   }
@@ -105,6 +106,42 @@ function unpack(index, entry, target) {
     errors.push(e.message);
   }
   fail('Cannot unpack the ' + platform + ' binary: ' + errors.join('; '));
+}
+
+// The packager rewrote relative branch targets as absolute ones, which
+// compress better (xtask/src/filters.rs); this is the exact inverse.
+function unfilter(data, filter) {
+  if (filter === undefined) {
+    return;
+  }
+  if (filter === 'x86') {
+    // call/jmp rel32 whose top byte is 00 or FF, kept to 25 bits.
+    // The operand is stepped over whether or not it was rewritten.
+    let i = 0;
+    while (i + 5 <= data.length) {
+      if (data[i] !== 0xe8 && data[i] !== 0xe9) {
+        i += 1;
+        continue;
+      }
+      const top = data[i + 4];
+      if (top === 0x00 || top === 0xff) {
+        const value = data.readUInt32LE(i + 1);
+        data.writeUInt32LE((((value - (i + 5)) << 7) >> 7) >>> 0, i + 1);
+      }
+      i += 5;
+    }
+  } else if (filter === 'arm64') {
+    // bl imm26, in instructions.
+    for (let i = 0; i + 4 <= data.length; i += 4) {
+      const insn = data.readUInt32LE(i);
+      if (insn >>> 26 === 0x25) {
+        const imm = ((insn & 0x03ffffff) - i / 4) & 0x03ffffff;
+        data.writeUInt32LE((0x94000000 | imm) >>> 0, i);
+      }
+    }
+  } else {
+    throw new Error('unknown filter ' + filter + ' in bin/index.json');
+  }
 }
 
 function place(data, dest) {

@@ -326,11 +326,15 @@ pub fn ship_binaries(
             let mut stream = Vec::new();
             let mut index = serde_json::Map::new();
             for (platform, src) in &mine {
-                let data = fs::read(src).with_context(|| format!("reading {}", src.display()))?;
-                index.insert(
-                    platform.to_string(),
-                    json!({ "file": exe(platform), "offset": stream.len(), "size": data.len() }),
-                );
+                let mut data =
+                    fs::read(src).with_context(|| format!("reading {}", src.display()))?;
+                let mut entry =
+                    json!({ "file": exe(platform), "offset": stream.len(), "size": data.len() });
+                if let Some(filter) = crate::filters::for_platform(platform) {
+                    crate::filters::apply(filter, &mut data, false);
+                    entry["filter"] = filter.into();
+                }
+                index.insert(platform.to_string(), entry);
                 stream.extend_from_slice(&data);
             }
             let quality = if packing == Packing::Brotli { 11 } else { 5 };

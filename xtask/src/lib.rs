@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod build;
+pub mod filters;
 pub mod layout;
 pub mod platform_tests;
 pub mod platforms;

@@ -309,3 +309,43 @@ fn a_read_only_task_folder_unpacks_into_a_private_temp_folder() {
         std::panic::resume_unwind(panic);
     }
 }
+
+/// The launcher undoes the packager's branch filters exactly: bytes full
+/// of call, jump and bl opcodes (and 00/FF) filtered in Rust come back
+/// from node's unpacking byte for byte, for each filter.
+#[test]
+fn branch_filters_are_undone_by_the_launcher() {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let original: Vec<u8> = (0..200_003)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            [0xE8, 0xE9, 0x00, 0xFF, 0x94, 0x97, (x >> 24) as u8][(x % 7) as usize]
+        })
+        .collect();
+    for filter in ["x86", "arm64"] {
+        let dir = task_dir(&format!("filter-{filter}"), None);
+        let mut data = original.clone();
+        xtask::filters::apply(filter, &mut data, false);
+        assert_ne!(data, original);
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::write(
+            bin.join("demo.br"),
+            xtask::layout::brotli_compress_at(&data, 5).unwrap(),
+        )
+        .unwrap();
+        let index = serde_json::json!({
+            "stream": "demo.br",
+            "platforms": { "linux-x64": {
+                "file": "demo", "offset": 0, "size": data.len(), "filter": filter
+            } }
+        });
+        std::fs::write(bin.join("index.json"), index.to_string()).unwrap();
+        // The bytes are no program: the spawn fails once they are unpacked.
+        let _ = node(&dir).output().unwrap();
+        let unpacked = std::fs::read(bin.join("linux-x64/demo")).unwrap();
+        assert!(unpacked == original, "{filter}: node's unpacking differs");
+    }
+}
