@@ -538,7 +538,7 @@ fn bad_input_fails_before_any_change() {
             deploy(&name, &d).input("templateParametersFile", typo.to_str().unwrap()),
             format!(
                 "templateParametersFile '{}', line 2: entry 1 has an unknown field 'ParameterVaule'",
-                typo.display()
+                test_support::platform::task_path(&typo)
             ),
         ),
         (
