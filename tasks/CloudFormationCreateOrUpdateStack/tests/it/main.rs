@@ -513,7 +513,8 @@ fn bad_input_fails_before_any_change() {
     );
     let typo = write(&d, "typo.yml", "- ParameterKey: Env\n  ParameterVaule: x\n");
     // A YAML parser ends the document at NUL: this was read as "Env: x" only.
-    let nul = write(&d, "nul.yml", "Env: x\n\0Version: 1\n");
+    // Not "nul.yml": on Windows that name is the NUL device.
+    let nul = write(&d, "has-nul.yml", "Env: x\n\0Version: 1\n");
     let binary = d.join("binary.json");
     std::fs::write(&binary, [0x00, 0x01, 0xfe, 0xff, 0x10]).unwrap();
     let big = write(
