@@ -19,9 +19,13 @@ function escapeData(s) {
   return String(s).replace(/%/g, '%AZP25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
 }
 
-function fail(message) {
+function report(message) {
   process.stdout.write('##vso[task.logissue type=error;]' + escapeData(message) + '\n');
   process.stdout.write('##vso[task.complete result=Failed;]' + escapeData(message) + '\n');
+}
+
+function fail(message) {
+  report(message);
   process.exit(1);
 }
 
@@ -199,8 +203,10 @@ const child = spawn(exe, process.argv.slice(2), { stdio: 'inherit', env: process
 // the binary too; node would only be able to kill the binary outright
 // (TerminateProcess), which leaves no time to clean up (abort multipart
 // uploads). So there the launcher only keeps waiting for the binary's exit.
+let cancelled = false;
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGBREAK']) {
   process.on(signal, () => {
+    cancelled = true;
     if (process.platform === 'win32') {
       return;
     }
@@ -213,7 +219,18 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGBREAK']) {
 }
 
 child.on('error', (e) => fail('Cannot start ' + exe + ': ' + e.message));
+// A binary that dies on its own by a signal (or, on Windows, with an
+// NTSTATUS code such as a fail-fast) has said nothing: the shipped builds
+// abort on a panic without unwinding or printing, which keeps them small.
+// The launcher fails the task in its place.
 child.on('exit', (code, signal) => {
+  if (signal && !cancelled) {
+    report(name + ' stopped abnormally (' + signal + ') on ' + platform +
+      ': this is a bug in the task; please report it with this log.');
+  } else if (process.platform === 'win32' && code !== null && code >= 0xc0000000 && !cancelled) {
+    report(name + ' stopped abnormally (exception 0x' + code.toString(16).toUpperCase() + ') on ' +
+      platform + ': this is a bug in the task; please report it with this log.');
+  }
   if (signal) {
     process.exit(128 + (os.constants.signals[signal] || 0));
   }

@@ -154,6 +154,13 @@ impl Platform {
         // `Display` (tests of the shipped binaries under Wine and qemu run
         // with these flags). `--native` builds use a stable compiler.
         if !native {
+            // A panic aborts at once, printing nothing: the panic machinery
+            // (messages, hook, backtrace support) leaves the binary, and
+            // the launcher reports the abnormal end in the task's place.
+            // SecretsManagerGetSecret for linux-x64: 2,313,992 -> 2,211,040
+            // bytes, packed 969,866 -> 934,545 (-3.6 %).
+            flags.push("-Zunstable-options".to_string());
+            flags.push("-Cpanic=immediate-abort".to_string());
             flags.push("-Zlocation-detail=none".to_string());
             flags.push("-Zfmt-debug=shallow".to_string());
         }

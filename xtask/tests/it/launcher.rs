@@ -349,3 +349,20 @@ fn branch_filters_are_undone_by_the_launcher() {
         assert!(unpacked == original, "{filter}: node's unpacking differs");
     }
 }
+
+/// A binary that dies by a signal of its own (a shipped build aborts on a
+/// panic without printing anything) fails the task with a message that
+/// names the signal; the exit code still says which signal it was.
+#[test]
+fn a_binary_that_dies_on_its_own_fails_the_task_with_a_message() {
+    let dir = task_dir("crash", Some("#!/bin/sh\necho working\nkill -ILL $$\n"));
+    let out = node(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(128 + 4));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text,
+        "working\n\
+         ##vso[task.logissue type=error;]Demo stopped abnormally (SIGILL) on linux-x64: this is a bug in the task; please report it with this log.\n\
+         ##vso[task.complete result=Failed;]Demo stopped abnormally (SIGILL) on linux-x64: this is a bug in the task; please report it with this log.\n"
+    );
+}
