@@ -256,6 +256,18 @@ impl Network {
         (!parts.is_empty()).then(|| format!("Network: {}", parts.join("; ")))
     }
 
+    /// The agent's proxy, with its credentials, as a URL for the tools a
+    /// task starts (the AWS CLI, curl) in `HTTPS_PROXY` and friends; `None`
+    /// without an agent proxy. The password was registered as a secret
+    /// when the settings were read; its percent-encoded form is registered
+    /// here before the URL is handed out.
+    pub fn proxy_for_tools(&self, console: &Console) -> Option<String> {
+        if let Some(encoded) = self.0.proxy.encoded_password() {
+            console.set_secret(&encoded);
+        }
+        self.0.proxy.agent_url_with_credentials()
+    }
+
     /// The connect and read timeouts of every request.
     pub fn timeouts(&self) -> Timeouts {
         self.0.timeouts
@@ -298,6 +310,32 @@ impl HttpClient for Network {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tools_get_the_agent_proxy_with_encoded_credentials_registered() {
+        let (console, out) = Console::capture(false);
+        let env = Env::from_pairs([
+            ("AGENT_PROXYURL", "http://proxy.corp:3128"),
+            ("AGENT_PROXYUSERNAME", "builder"),
+            ("SECRET_AGENT_PROXYPASSWORD", "p@ss:w"),
+        ]);
+        let net = Network::from_env(&env, &console).unwrap();
+        assert_eq!(
+            net.proxy_for_tools(&console).as_deref(),
+            Some("http://builder:p%40ss%3Aw@proxy.corp:3128")
+        );
+        // '%' is escaped in a logging command.
+        assert!(
+            out.text()
+                .contains("##vso[task.setsecret]p%AZP2540ss%AZP253Aw\n"),
+            "{}",
+            out.text()
+        );
+        let (console, _) = Console::capture(false);
+        let env = Env::from_pairs([("HTTPS_PROXY", "http://other:8080")]);
+        let net = Network::from_env(&env, &console).unwrap();
+        assert_eq!(net.proxy_for_tools(&console), None);
+    }
 
     #[test]
     fn credentials_in_the_proxy_url_are_registered_and_never_shown() {

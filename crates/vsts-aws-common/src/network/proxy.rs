@@ -64,31 +64,46 @@ impl Proxy {
     pub(super) fn matcher(&self) -> Option<Matcher> {
         match self {
             Self::None => None,
-            Self::Agent {
-                url,
-                credentials,
-                no_proxy,
-                ..
-            } => {
-                let with_auth = match credentials {
-                    Some((u, p)) => {
-                        let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
-                        format!(
-                            "{scheme}://{}:{}@{rest}",
-                            encode_userinfo(u),
-                            encode_userinfo(p)
-                        )
-                    }
-                    None => url.clone(),
-                };
-                Some(
-                    Matcher::builder()
-                        .all(with_auth)
-                        .no(no_proxy.clone().unwrap_or_default())
-                        .build(),
+            Self::Agent { no_proxy, .. } => Some(
+                Matcher::builder()
+                    .all(self.agent_url_with_credentials()?)
+                    .no(no_proxy.clone().unwrap_or_default())
+                    .build(),
+            ),
+            Self::Environment { .. } => Some(Matcher::from_env()),
+        }
+    }
+
+    /// The agent's proxy URL with its credentials percent-encoded in it
+    /// (`None` without an agent proxy).
+    pub(super) fn agent_url_with_credentials(&self) -> Option<String> {
+        let Self::Agent {
+            url, credentials, ..
+        } = self
+        else {
+            return None;
+        };
+        Some(match credentials {
+            Some((u, p)) => {
+                let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+                format!(
+                    "{scheme}://{}:{}@{rest}",
+                    encode_userinfo(u),
+                    encode_userinfo(p)
                 )
             }
-            Self::Environment { .. } => Some(Matcher::from_env()),
+            None => url.clone(),
+        })
+    }
+
+    /// The agent proxy's password as it appears in that URL.
+    pub(super) fn encoded_password(&self) -> Option<String> {
+        match self {
+            Self::Agent {
+                credentials: Some((_, p)),
+                ..
+            } if !p.is_empty() => Some(encode_userinfo(p)),
+            _ => None,
         }
     }
 }
