@@ -416,6 +416,46 @@ fn scenario(task: &str) -> Scenario {
                 }),
             }
         }
+        "ConfigureAWSCredentials" => Scenario {
+            inputs: vec![
+                (
+                    "roleToAssume",
+                    "arn:aws:iam::123456789012:role/faults".into(),
+                ),
+                ("roleSessionName", "faults-session".into()),
+            ],
+            check: Box::new(|log| {
+                let set = log.lines().any(|l| {
+                    l.starts_with("##vso[task.setvariable variable=awsCallerArn;")
+                        && l.ends_with(":assumed-role/faults/faults-session")
+                });
+                expect(set, || "awsCallerArn not set to the assumed role".into())
+            }),
+        },
+        // The connection assumes a role (see `extra_env`), so the script's
+        // credentials come through the faulty network.
+        "AWSShellScript" => {
+            let out = folder(&[]).join("seen.txt");
+            Scenario {
+                inputs: vec![
+                    ("scriptType", "inline".into()),
+                    (
+                        "inlineScript",
+                        format!(
+                            "echo \"key=${{AWS_ACCESS_KEY_ID}} token=${{#AWS_SESSION_TOKEN}}\" > '{}'\n",
+                            out.display()
+                        ),
+                    ),
+                ],
+                check: Box::new(move |_| {
+                    let seen = std::fs::read_to_string(&out).unwrap_or_default();
+                    expect(
+                        seen.starts_with("key=ASIA") && !seen.contains("token=0"),
+                        || format!("the script saw {seen:?}"),
+                    )
+                }),
+            }
+        }
         other => panic!("no fault scenario for {other}: add one"),
     }
 }
@@ -433,9 +473,23 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// What a task's connection adds in these tests: a task that makes no AWS
+/// request of its own assumes a role, so that its credentials cross the
+/// faulty network.
+fn extra_env(task: &str, env: TaskEnv) -> TaskEnv {
+    match task {
+        "AWSShellScript" => env.set(
+            "ENDPOINT_AUTH_PARAMETER_FAULTS_ASSUMEROLEARN",
+            "arn:aws:iam::123456789012:role/faults-script",
+        ),
+        _ => env,
+    }
+}
+
 /// Runs `s` as the agent would: the given inputs, and every other input
 /// at its task.json default.
 fn run(s: &Subject, env: TaskEnv, inputs: &[(&'static str, String)]) -> crate::Outcome {
+    let env = extra_env(s.name, env);
     let given = |name: &str| inputs.iter().any(|(k, _)| *k == name);
     let defaults = crate::input_defaults(s.name)
         .into_iter()

@@ -81,6 +81,27 @@ pub fn subjects() -> Vec<Subject> {
             ("sourceFolder", dir.display().to_string()),
             ("globExpressions", "**".into()),
         ]),
+        // The task itself sends nothing with keys given directly: its script
+        // reaches AWS with the credentials it was handed (curl signs the
+        // request), so the runs can be told apart at the proxy.
+        subject!("AWSShellScript", awsshellscript, |_| vec![
+            ("scriptType", "inline".into()),
+            (
+                "inlineScript",
+                "curl -s -o /dev/null --aws-sigv4 aws:amz:us-east-1:sts \\\n  \
+                 --user \"$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY\" \\\n  \
+                 -d 'Action=GetCallerIdentity&Version=2011-06-15' \"$AWS_ENDPOINT_URL/\"\n"
+                    .into()
+            ),
+        ]),
+        subject!(
+            "ConfigureAWSCredentials",
+            configureawscredentials,
+            |_| vec![(
+                "roleToAssume",
+                "arn:aws:iam::123456789012:role/hostile".into()
+            ),]
+        ),
         subject!(
             "SecretsManagerCreateOrUpdateSecret",
             secretsmanagercreateorupdatesecret,
@@ -112,6 +133,22 @@ pub fn subjects() -> Vec<Subject> {
             ]
         ),
     ]
+}
+
+/// Every task folder has a subject: a new task cannot miss these tests.
+#[test]
+fn every_task_is_a_subject() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tasks");
+    let mut folders: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("task.json").is_file())
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    folders.sort();
+    let mut names: Vec<String> = subjects().iter().map(|s| s.name.to_string()).collect();
+    names.sort();
+    assert_eq!(names, folders);
 }
 
 /// The inputs of a task.json: (name, whether the user types free text).
@@ -161,7 +198,12 @@ pub struct Outcome {
 
 pub fn run_in_process(s: &Subject, env: &TaskEnv) -> Outcome {
     let (console, log) = Console::capture(false);
-    let task = Task::new(s.name, Env::from_pairs(env.0.iter().cloned()), console);
+    // The agent always gives a task its PATH (AWSShellScript finds bash on it).
+    let mut pairs = env.0.clone();
+    if !pairs.iter().any(|(k, _)| k == "PATH") {
+        pairs.push(("PATH".into(), std::env::var("PATH").unwrap_or_default()));
+    }
+    let task = Task::new(s.name, Env::from_pairs(pairs), console);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

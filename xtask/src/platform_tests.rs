@@ -27,6 +27,7 @@ pub const ALL: &[(&str, &[&str])] = &[
             "s3download",
             "secretsmanagergetsecret",
             "cloudformationcreateorupdatestack",
+            "awsshellscript",
         ],
     ),
     ("linux-arm64", &["s3upload", "secretsmanagergetsecret"]),
@@ -46,6 +47,30 @@ pub const HOST_ONLY: &[(&str, &str)] = &[
     (
         "failures::a_cancelled_wait_says_the_creation_goes_on_in_aws",
         "Wine ends a process without a Wine console on SIGINT instead of raising the console Ctrl-C a Windows agent sends",
+    ),
+    (
+        "a_script_file_runs_with_credentials_and_without_the_agents_secrets",
+        "the tests run the scripts with bash, which Wine does not have (Git Bash or WSL on a Windows agent); the Windows run checks the error without it",
+    ),
+    (
+        "an_assumed_role_reaches_the_script_with_its_session_token_registered_first",
+        "the tests run the scripts with bash, which Wine does not have (Git Bash or WSL on a Windows agent); the Windows run checks the error without it",
+    ),
+    (
+        "an_inline_script_runs_in_the_folder_asked_for_and_is_removed",
+        "the tests run the scripts with bash, which Wine does not have (Git Bash or WSL on a Windows agent); the Windows run checks the error without it",
+    ),
+    (
+        "exit_codes_and_standard_error_decide_the_result",
+        "the tests run the scripts with bash, which Wine does not have (Git Bash or WSL on a Windows agent); the Windows run checks the error without it",
+    ),
+    (
+        "cancelling_ends_the_whole_process_group",
+        "the tests run the scripts with bash, which Wine does not have (Git Bash or WSL on a Windows agent); the Windows run checks the error without it",
+    ),
+    (
+        "the_agents_proxy_reaches_the_scripts_tools",
+        "the tests run the scripts with bash, which Wine does not have (Git Bash or WSL on a Windows agent); the Windows run checks the error without it",
     ),
     (
         "a_cancelled_download_leaves_no_temporary_file",
