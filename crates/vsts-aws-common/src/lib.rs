@@ -66,6 +66,24 @@ impl AwsSetup {
         )
     }
 
+    /// The credentials the task's requests sign with, to hand to a tool or
+    /// to a later step. The chain registered every secret in them as it
+    /// learned it.
+    pub async fn credentials(&self) -> Result<aws_credential_types::Credentials> {
+        use aws_credential_types::provider::ProvideCredentials;
+        let provider = self
+            .config
+            .credentials_provider()
+            .context("no credentials provider was configured")?;
+        provider.provide_credentials().await.map_err(|e| {
+            anyhow::anyhow!(
+                "Resolving the credentials ({}) failed: {}",
+                self.plan.source,
+                resolve::error_text(&e)
+            )
+        })
+    }
+
     /// `AWS credentials: <where>; region <r> (<where>)`. Never a secret.
     pub fn describe(&self) -> String {
         let mut what = self.plan.source.to_string();

@@ -25,7 +25,6 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::{Context, Result, anyhow, bail};
-use aws_sdk_sts::config::ProvideCredentials;
 use vsts_task::Task;
 use vsts_task::limits::{Limit, ceiling, line, lines};
 
@@ -132,19 +131,8 @@ pub async fn run(task: Task) -> Result<()> {
         None => task,
     };
     let setup = vsts_aws_common::configure(&task).await?;
-    let provider = setup
-        .config
-        .credentials_provider()
-        .context("no credentials provider was configured")?;
-    // The chain registers every secret it learns as it learns it.
-    let credentials = provider
-        .provide_credentials()
-        .await
-        .map_err(|e| anyhow!("Resolving the credentials failed: {e}"))?;
-    task.console.set_secret(credentials.secret_access_key());
-    if let Some(token) = credentials.session_token() {
-        task.console.set_secret(token);
-    }
+    // Every secret in them is registered already (the chain's invariant).
+    let credentials = setup.credentials().await?;
 
     let mut aws = vec![
         ("AWS_ACCESS_KEY_ID", credentials.access_key_id().to_string()),

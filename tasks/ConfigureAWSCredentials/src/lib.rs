@@ -20,7 +20,7 @@
 use std::time::SystemTime;
 
 use anyhow::{Context, Result, anyhow, bail};
-use aws_sdk_sts::config::{Credentials, ProvideCredentials};
+use aws_sdk_sts::config::Credentials;
 use aws_sdk_sts::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_sts::types::Tag;
 use vsts_aws_common::plan::DEFAULT_SESSION_NAME;
@@ -193,21 +193,10 @@ pub async fn execute(task: &Task, setup: &AwsSetup, params: &Params) -> Result<(
     let console = &task.console;
     let handed = match &params.role {
         Some(role) => assume(task, setup, role).await?,
-        None => {
-            let provider = setup
-                .config
-                .credentials_provider()
-                .context("no credentials provider was configured")?;
-            // The chain registered every secret it learned.
-            let credentials = provider
-                .provide_credentials()
-                .await
-                .map_err(|e| anyhow!("Resolving the credentials failed: {e}"))?;
-            Handed {
-                credentials,
-                what: setup.plan.source.to_string(),
-            }
-        }
+        None => Handed {
+            credentials: setup.credentials().await?,
+            what: setup.plan.source.to_string(),
+        },
     };
     let credentials = &handed.credentials;
     // Registered before anything else is printed, whatever the source: the

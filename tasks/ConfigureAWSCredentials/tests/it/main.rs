@@ -21,40 +21,11 @@ fn keys() -> TaskEnv {
         .set("AWS_SECRET_ACCESS_KEY", "configure-secret-one")
 }
 
-/// A URL-decoded field of a form-encoded (STS query) request.
-fn form(req: &Request, key: &str) -> Option<String> {
-    req.body_text().split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k == key).then(|| {
-            let mut out = Vec::new();
-            let b = v.as_bytes();
-            let mut i = 0;
-            while i < b.len() {
-                match b[i] {
-                    b'%' if i + 2 < b.len() => {
-                        out.push(u8::from_str_radix(&v[i + 1..i + 3], 16).unwrap());
-                        i += 3;
-                    }
-                    b'+' => {
-                        out.push(b' ');
-                        i += 1;
-                    }
-                    c => {
-                        out.push(c);
-                        i += 1;
-                    }
-                }
-            }
-            String::from_utf8(out).unwrap()
-        })
-    })
-}
-
 fn requests(proxy: &HttpServer, action: &str) -> Vec<Request> {
     proxy
         .requests()
         .into_iter()
-        .filter(|r| form(r, "Action").as_deref() == Some(action))
+        .filter(|r| r.form("Action").as_deref() == Some(action))
         .collect()
 }
 
@@ -139,13 +110,13 @@ fn a_role_is_assumed_with_its_session_settings_and_handed_on() {
     let assume = requests(&proxy, "AssumeRole");
     assert_eq!(assume.len(), 1);
     let a = &assume[0];
-    assert_eq!(form(a, "RoleArn").as_deref(), Some(ROLE));
-    assert_eq!(form(a, "RoleSessionName").as_deref(), Some("ci-session"));
-    assert_eq!(form(a, "ExternalId").as_deref(), Some("ext-id-42"));
-    assert_eq!(form(a, "DurationSeconds").as_deref(), Some("7200"));
-    assert_eq!(form(a, "Tags.member.1.Key").as_deref(), Some("team"));
-    assert_eq!(form(a, "Tags.member.1.Value").as_deref(), Some("data"));
-    assert_eq!(form(a, "Tags.member.2.Key").as_deref(), Some("env"));
+    assert_eq!(a.form("RoleArn").as_deref(), Some(ROLE));
+    assert_eq!(a.form("RoleSessionName").as_deref(), Some("ci-session"));
+    assert_eq!(a.form("ExternalId").as_deref(), Some("ext-id-42"));
+    assert_eq!(a.form("DurationSeconds").as_deref(), Some("7200"));
+    assert_eq!(a.form("Tags.member.1.Key").as_deref(), Some("team"));
+    assert_eq!(a.form("Tags.member.1.Value").as_deref(), Some("data"));
+    assert_eq!(a.form("Tags.member.2.Key").as_deref(), Some("env"));
     // Signed with the agent's keys.
     assert!(
         a.header("authorization")
