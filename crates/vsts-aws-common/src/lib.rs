@@ -41,6 +41,61 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The input that names the service connection, in every task.
 pub const CREDENTIALS_INPUT: &str = "awsCredentials";
 
+/// The task with `input` (a number of seconds, 900 to 43200) standing in
+/// for the pipeline variable `aws.rolecredential.maxduration`: how long
+/// an assumed-role or OIDC session lasts for a tool that runs long. The
+/// task as it was when the input is empty.
+pub fn with_session_duration(task: Task, input: &str) -> Result<Task> {
+    const VARIABLE: &str = "AWS_ROLECREDENTIAL_MAXDURATION";
+    let Some(seconds) = task.inputs().int(input, 900..=43200)? else {
+        return Ok(task);
+    };
+    let pairs: Vec<(String, String)> = task
+        .env
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case(VARIABLE))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .chain([(VARIABLE.to_string(), seconds.to_string())])
+        .collect();
+    Ok(Task::new(
+        task.name,
+        vsts_task::Env::from_pairs(pairs),
+        task.console,
+    ))
+}
+
+/// The environment variables that hand the task's AWS access to a tool
+/// ([`AwsSetup::tool_environment`]).
+#[derive(Debug, Clone)]
+pub struct ToolEnvironment {
+    pub vars: Vec<(&'static str, String)>,
+    /// When temporary credentials stop working.
+    pub expiry: Option<std::time::SystemTime>,
+}
+
+impl ToolEnvironment {
+    /// The names of the `AWS_*` variables set, for the log (never values).
+    pub fn aws_names(&self) -> String {
+        let names: Vec<&str> = self
+            .vars
+            .iter()
+            .map(|(k, _)| *k)
+            .filter(|k| k.starts_with("AWS_"))
+            .collect();
+        names.join(", ")
+    }
+
+    /// Whole minutes until the credentials expire, when they do.
+    pub fn minutes_left(&self) -> Option<u64> {
+        self.expiry.map(|expiry| {
+            expiry
+                .duration_since(std::time::SystemTime::now())
+                .map(|d| d.as_secs() / 60)
+                .unwrap_or(0)
+        })
+    }
+}
+
 /// A configured SDK and the story of how it was configured.
 #[derive(Debug, Clone)]
 pub struct AwsSetup {
@@ -81,6 +136,42 @@ impl AwsSetup {
                 self.plan.source,
                 resolve::error_text(&e)
             )
+        })
+    }
+
+    /// What a tool the task starts (a script, the AWS CLI, PowerShell)
+    /// needs in its environment to reach AWS as the task would: the
+    /// credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_SESSION_TOKEN` when there is one), the region (`AWS_REGION` and
+    /// `AWS_DEFAULT_REGION`), the agent's proxy with its credentials
+    /// (`HTTPS_PROXY`, `HTTP_PROXY` and their lowercase spellings: AWS APIs
+    /// are https, and curl reads only the lowercase `http_proxy`), and
+    /// `AWS_EXECUTION_ENV` naming this product and the task. Every secret
+    /// in them is registered before this returns.
+    pub async fn tool_environment(&self, task: &Task) -> Result<ToolEnvironment> {
+        let credentials = self.credentials().await?;
+        let mut vars = vec![
+            ("AWS_ACCESS_KEY_ID", credentials.access_key_id().to_string()),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                credentials.secret_access_key().to_string(),
+            ),
+        ];
+        if let Some(token) = credentials.session_token() {
+            vars.push(("AWS_SESSION_TOKEN", token.to_string()));
+        }
+        vars.push(("AWS_REGION", self.region.clone()));
+        vars.push(("AWS_DEFAULT_REGION", self.region.clone()));
+        if let Some(proxy) = self.network.proxy_for_tools(&task.console) {
+            for name in ["HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"] {
+                vars.push((name, proxy.clone()));
+            }
+        }
+        // The original's is VSTS-<task>; ours names this product.
+        vars.push(("AWS_EXECUTION_ENV", format!("{PRODUCT}-{}", task.name)));
+        Ok(ToolEnvironment {
+            vars,
+            expiry: credentials.expiry(),
         })
     }
 

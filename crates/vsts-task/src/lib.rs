@@ -6,6 +6,8 @@
 //!   service connections, with the agent's naming rules.
 //! - [`Console`]: the only writer of `##vso` commands and log lines.
 //! - [`run`]: the entry point every task `main` calls.
+//! - [`tool`]: running another program (a script, a CLI) the way the
+//!   agent's own script tasks do.
 
 pub mod command;
 mod console;
@@ -14,6 +16,7 @@ mod env;
 mod inputs;
 pub mod limits;
 pub mod text;
+pub mod tool;
 mod variables;
 
 use std::future::Future;

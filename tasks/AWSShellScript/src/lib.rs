@@ -22,13 +22,13 @@
 mod shell;
 
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use anyhow::{Context, Result, anyhow, bail};
 use vsts_task::Task;
 use vsts_task::limits::{Limit, ceiling, line, lines};
+use vsts_task::tool::{self, Outcome};
 
-pub use shell::split_arguments;
+pub use vsts_task::tool::split_arguments;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Script {
@@ -98,10 +98,6 @@ impl Params {
     }
 }
 
-/// The pipeline variable `aws.rolecredential.maxduration`, as the agent
-/// passes it.
-const DURATION_VARIABLE: &str = "AWS_ROLECREDENTIAL_MAXDURATION";
-
 /// What each free-text input may hold, checked before anything else.
 pub const INPUT_LIMITS: &[Limit] = &[
     line("arguments", ceiling::TEXT, "the script's arguments"),
@@ -115,55 +111,12 @@ pub async fn run(task: Task) -> Result<()> {
     vsts_aws_common::check_inputs(&task, INPUT_LIMITS)?;
     let params = Params::from_task(&task)?;
     let shell = shell::find(&task.env)?;
-    // A longer session for an assumed role or OIDC: the input stands in for
-    // the pipeline variable aws.rolecredential.maxduration.
-    let task = match task.inputs().int("durationSeconds", 900..=43200)? {
-        Some(seconds) => {
-            let pairs: Vec<(String, String)> = task
-                .env
-                .iter()
-                .filter(|(k, _)| !k.eq_ignore_ascii_case(DURATION_VARIABLE))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .chain([(DURATION_VARIABLE.to_string(), seconds.to_string())])
-                .collect();
-            Task::new(task.name, vsts_task::Env::from_pairs(pairs), task.console)
-        }
-        None => task,
-    };
+    // A longer session for an assumed role or OIDC.
+    let task = vsts_aws_common::with_session_duration(task, "durationSeconds")?;
     let setup = vsts_aws_common::configure(&task).await?;
-    // Every secret in them is registered already (the chain's invariant).
-    let credentials = setup.credentials().await?;
-
-    let mut aws = vec![
-        ("AWS_ACCESS_KEY_ID", credentials.access_key_id().to_string()),
-        (
-            "AWS_SECRET_ACCESS_KEY",
-            credentials.secret_access_key().to_string(),
-        ),
-    ];
-    if let Some(token) = credentials.session_token() {
-        aws.push(("AWS_SESSION_TOKEN", token.to_string()));
-    }
-    aws.push(("AWS_REGION", setup.region.clone()));
-    aws.push(("AWS_DEFAULT_REGION", setup.region.clone()));
-    // Tools the script runs (the AWS CLI, curl) take the agent's proxy, as
-    // the original arranged; both schemes, both spellings, since AWS APIs
-    // are https and curl reads only the lowercase http_proxy.
-    if let Some(proxy) = setup.network.proxy_for_tools(&task.console) {
-        for name in ["HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"] {
-            aws.push((name, proxy.clone()));
-        }
-    }
-    // The original's is VSTS-AWSShellScript; ours names this product.
-    aws.push((
-        "AWS_EXECUTION_ENV",
-        format!("{}-AWSShellScript", vsts_aws_common::PRODUCT),
-    ));
-    if let Some(expiry) = credentials.expiry() {
-        let left = expiry
-            .duration_since(SystemTime::now())
-            .map(|d| d.as_secs() / 60)
-            .unwrap_or(0);
+    // Every secret in it is registered already.
+    let aws = setup.tool_environment(&task).await?;
+    if let Some(left) = aws.minutes_left() {
         task.console.info(&format!(
             "The script's credentials expire in {left} min. For a longer assumed-role or OIDC session, set \
              durationSeconds (up to the role's maximum session duration)."
@@ -176,8 +129,15 @@ pub async fn run(task: Task) -> Result<()> {
     let script_path = match &params.script {
         Script::File(path) => path.clone(),
         Script::Inline(text) => {
-            inline = TempScript::write(&task.temp_dir(), text)?;
-            inline.0.clone()
+            // bash reads a carriage return as part of a command: a script
+            // typed in an editor on Windows would fail on every line.
+            inline = tool::TempScript::write(
+                &task.temp_dir(),
+                "awsshellscript",
+                "sh",
+                text.replace("\r\n", "\n").as_bytes(),
+            )?;
+            inline.path().to_path_buf()
         }
     };
     let cwd = match &params.working_directory {
@@ -197,65 +157,39 @@ pub async fn run(task: Task) -> Result<()> {
             .or_else(|| script_path.parent().map(Path::to_path_buf))
             .unwrap_or_else(|| PathBuf::from(".")),
     };
-    let names: Vec<&str> = aws
-        .iter()
-        .map(|(k, _)| *k)
-        .filter(|k| k.starts_with("AWS_"))
-        .collect();
     task.console.info(&format!(
         "Running {} {} in {} with {} set.",
         shell.display(),
         script_path.display(),
         cwd.display(),
-        names.join(", ")
+        aws.aws_names()
     ));
-    let outcome = shell::run(shell::Run {
-        shell: &shell,
-        script: &script_path,
-        arguments: &params.arguments,
+    let script = shell::script_argument(&shell, &script_path)?;
+    let args: Vec<&str> = std::iter::once(script.as_str())
+        .chain(params.arguments.iter().map(String::as_str))
+        .collect();
+    let outcome = tool::run(tool::Run {
+        program: &shell,
+        args: &args,
         cwd: &cwd,
-        env: shell::environment(&task.env, &aws),
+        env: tool::environment(&task.env, &aws.vars),
     })
     .await?;
     match outcome {
-        shell::Outcome::Exited { code: 0, stderr } if stderr && params.fail_on_stderr => {
+        Outcome::Exited { code: 0, stderr } if stderr && params.fail_on_stderr => {
             bail!("The script wrote to standard error, and failOnStandardError is true.")
         }
-        shell::Outcome::Exited { code: 0, .. } => {
+        Outcome::Exited { code: 0, .. } => {
             task.console.info("The script succeeded.");
             Ok(())
         }
-        shell::Outcome::Exited { code, .. } => bail!("The script exited with code {code}."),
-        shell::Outcome::Signalled(signal) => {
+        Outcome::Exited { code, .. } => bail!("The script exited with code {code}."),
+        Outcome::Signalled(signal) => {
             bail!("The script was ended by signal {signal}.")
         }
-        shell::Outcome::Cancelled(how) => {
+        Outcome::Cancelled(how) => {
             bail!("Cancelled ({how}): the script and the processes it started were stopped.")
         }
-    }
-}
-
-/// An inline script's file, removed when dropped.
-struct TempScript(PathBuf);
-
-impl TempScript {
-    fn write(dir: &Path, text: &str) -> Result<Self> {
-        std::fs::create_dir_all(dir).ok();
-        // Unique in this process too (the tests run several at once).
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = dir.join(format!("awsshellscript_{}_{n}.sh", std::process::id()));
-        // bash reads a carriage return as part of a command: a script typed
-        // in an editor on Windows would fail on every line.
-        std::fs::write(&path, text.replace("\r\n", "\n"))
-            .with_context(|| format!("writing the inline script to {}", path.display()))?;
-        Ok(TempScript(path))
-    }
-}
-
-impl Drop for TempScript {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
     }
 }
 
