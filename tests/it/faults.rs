@@ -456,6 +456,52 @@ fn scenario(task: &str) -> Scenario {
                 }),
             }
         }
+        // The connection assumes a role (see `extra_env`); the CLI then
+        // works offline (nothing to upload), writing its output template.
+        "AWSCLI" => {
+            let dir = folder(&[("t.yml", QUEUE.as_bytes())]);
+            let out = dir.join("packaged.yml");
+            Scenario {
+                inputs: vec![
+                    ("awsCommand", "cloudformation".into()),
+                    ("awsSubCommand", "package".into()),
+                    (
+                        "awsArguments",
+                        format!(
+                            "--template-file \"{}\" --s3-bucket unused --output-template-file \"{}\"",
+                            dir.join("t.yml").display(),
+                            out.display()
+                        ),
+                    ),
+                ],
+                check: Box::new(move |_| {
+                    let written = std::fs::read_to_string(&out).unwrap_or_default();
+                    expect(written.contains("AWS::SQS::Queue"), || {
+                        format!("the CLI wrote {written:?}")
+                    })
+                }),
+            }
+        }
+        // The connection assumes a role (see `extra_env`); the stand-in
+        // for PowerShell writes what it was given in its working folder.
+        "AWSPowerShellModuleScript" => {
+            let work = folder(&[]);
+            let seen = work.join("pwsh-saw.txt");
+            Scenario {
+                inputs: vec![
+                    ("scriptType", "inline".into()),
+                    ("inlineScript", "Get-S3Bucket".into()),
+                    ("workingDirectory", work.display().to_string()),
+                ],
+                check: Box::new(move |_| {
+                    let seen = std::fs::read_to_string(&seen).unwrap_or_default();
+                    expect(
+                        seen.starts_with("key=ASIA") && !seen.contains("token=0"),
+                        || format!("PowerShell saw {seen:?}"),
+                    )
+                }),
+            }
+        }
         other => panic!("no fault scenario for {other}: add one"),
     }
 }
@@ -478,10 +524,16 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// faulty network.
 fn extra_env(task: &str, env: TaskEnv) -> TaskEnv {
     match task {
-        "AWSShellScript" => env.set(
+        "AWSShellScript" | "AWSCLI" => env.set(
             "ENDPOINT_AUTH_PARAMETER_FAULTS_ASSUMEROLEARN",
             "arn:aws:iam::123456789012:role/faults-script",
         ),
+        "AWSPowerShellModuleScript" => env
+            .set(
+                "ENDPOINT_AUTH_PARAMETER_FAULTS_ASSUMEROLEARN",
+                "arn:aws:iam::123456789012:role/faults-script",
+            )
+            .set("PWSH_STAND_IN_RECORD", "1"),
         _ => env,
     }
 }

