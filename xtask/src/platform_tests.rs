@@ -12,10 +12,16 @@ use crate::platforms;
 use crate::toolchains::{self, Runners};
 use crate::tools;
 
-/// What `cargo xtask test` runs on every run (CI): one task per platform.
+/// What `cargo xtask test` runs on every run (CI): one task per platform,
+/// and the tasks that start other programs through node and the launcher
+/// on this machine (`linux-x64`: the host's test build, no other build).
 pub const EVERY_RUN: &[(&str, &[&str])] = &[
     ("win32-x64", &["s3upload"]),
     ("linux-arm64", &["secretsmanagergetsecret"]),
+    (
+        "linux-x64",
+        &["awscli", "awspowershellmodulescript", "awsshellscript"],
+    ),
 ];
 
 /// What `cargo xtask test --all-platforms` runs besides.
@@ -31,6 +37,19 @@ pub const ALL: &[(&str, &[&str])] = &[
         ],
     ),
     ("linux-arm64", &["s3upload", "secretsmanagergetsecret"]),
+    (
+        "linux-x64",
+        &[
+            "awscli",
+            "awspowershellmodulescript",
+            "awsshellscript",
+            "configureawscredentials",
+            "s3upload",
+            "s3download",
+            "secretsmanagergetsecret",
+            "cloudformationcreateorupdatestack",
+        ],
+    ),
 ];
 
 /// Tests that cannot run as another platform, and why. Each is named
@@ -81,6 +100,9 @@ pub const HOST_ONLY: &[(&str, &str)] = &[
 /// Builds `packages` for `platform` and runs their integration tests with
 /// that build (moto at `moto`).
 pub fn run(root: &Path, platform: &str, packages: &[&str], moto: &str) -> Result<()> {
+    if platform == "linux-x64" {
+        return through_launcher(root, packages, moto);
+    }
     let p = platforms::by_name(platform)?;
     if !["win32-x64", "linux-arm64"].contains(&platform) {
         bail!("{platform} binaries cannot be run on this machine");
@@ -148,6 +170,46 @@ pub fn run(root: &Path, platform: &str, packages: &[&str], moto: &str) -> Result
     if !status.success() {
         bail!(
             "{platform}: tests of {} failed ({status})",
+            packages.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The host's own test build of `packages`, each run by `node` and the
+/// real launcher as a Linux x64 agent runs it (no other build, nothing
+/// skipped: this is the host).
+fn through_launcher(root: &Path, packages: &[&str], moto: &str) -> Result<()> {
+    if !(cfg!(target_os = "linux") && cfg!(target_arch = "x86_64")) {
+        bail!("linux-x64 runs through the launcher only on a Linux x64 machine");
+    }
+    // By its full path: some tests give the task a PATH without node.
+    let node = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("node"))
+        .find(|p| p.is_file())
+        .context("node is not on PATH")?;
+    let mut cmd = Command::new(tools::cargo());
+    cmd.current_dir(root).args(["test", "--no-fail-fast"]);
+    for pkg in packages {
+        cmd.args(["-p", pkg]);
+    }
+    cmd.args(["--test", "it"])
+        .env("MOTO_ENDPOINT", moto)
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("AWS_CLI_DIR", tools::aws_cli_dir(root)?)
+        .env("PROXY_PY", tools::proxy_py(root)?)
+        .env("TASK_TEST_PLATFORM", "linux-x64")
+        .env("TASK_TEST_NODE", &node);
+    println!(
+        "xtask: the tests of {} through node and the launcher",
+        packages.join(", ")
+    );
+    let status = cmd.status().context("running cargo test")?;
+    if !status.success() {
+        bail!(
+            "linux-x64 (launcher): tests of {} failed ({status})",
             packages.join(", ")
         );
     }

@@ -5,8 +5,9 @@
 //! variables set; every `TaskEnv::run` then runs the other platform's
 //! binary, and the tests assert the same state in moto.
 //!
-//! - `TASK_TEST_PLATFORM`: `win32-x64` or `linux-arm64` (unset: the host's
-//!   own binary, run directly);
+//! - `TASK_TEST_PLATFORM`: `win32-x64` or `linux-arm64`, or `linux-x64`:
+//!   the host's own binary run as a Linux agent runs it, by `node` and the
+//!   real launcher (unset: the host's binary, run directly);
 //! - `TASK_TEST_BINARIES`: the folder with that platform's binaries;
 //! - for Windows: `TASK_TEST_WINE` (Wine's loader), `TASK_TEST_WINEPREFIX`,
 //!   `TASK_TEST_NODE` (Windows `node.exe`), `TASK_TEST_TASKS` (a task folder
@@ -104,7 +105,6 @@ pub(crate) fn command(binary: &Path) -> Launch {
         .expect("a binary path")
         .to_string_lossy()
         .into_owned();
-    let dir = PathBuf::from(var("TASK_TEST_BINARIES"));
     match platform.as_str() {
         "win32-x64" => {
             let task = windows_task_folder(&name);
@@ -120,11 +120,21 @@ pub(crate) fn command(binary: &Path) -> Launch {
                 to_files: true,
             }
         }
+        "linux-x64" => {
+            let task = launcher_folder(binary, &name);
+            let mut cmd = Command::new(var("TASK_TEST_NODE"));
+            cmd.arg(task.join("run.js"));
+            Launch {
+                cmd,
+                env: Vec::new(),
+                to_files: false,
+            }
+        }
         "linux-arm64" => {
             let mut cmd = Command::new(var("TASK_TEST_QEMU"));
             cmd.arg("-L")
                 .arg(var("TASK_TEST_QEMU_SYSROOT"))
-                .arg(dir.join(&name));
+                .arg(PathBuf::from(var("TASK_TEST_BINARIES")).join(&name));
             Launch {
                 cmd,
                 env: Vec::new(),
@@ -133,6 +143,37 @@ pub(crate) fn command(binary: &Path) -> Launch {
         }
         other => panic!("TASK_TEST_PLATFORM={other} is not a platform these tests run"),
     }
+}
+
+/// A task folder for the host's binary as the launcher expects it
+/// (task.json naming the binary, run.js, `bin/linux-x64/<binary>`, here a
+/// link to the binary cargo built), made once per test process.
+fn launcher_folder(binary: &Path, name: &str) -> PathBuf {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static FOLDERS: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let mut folders = FOLDERS.get_or_init(Default::default).lock().unwrap();
+    if let Some(task) = folders.get(name) {
+        return task.clone();
+    }
+    let task = std::env::temp_dir().join(crate::unique(&format!("launcher-task-{name}")));
+    let bin = task.join("bin").join("linux-x64");
+    std::fs::create_dir_all(&bin).unwrap();
+    let launcher = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tasks/launcher/run.js");
+    std::fs::copy(&launcher, task.join("run.js"))
+        .unwrap_or_else(|e| panic!("{}: {e}", launcher.display()));
+    // The launcher runs bin/<platform>/<task.json name, lowercased>.
+    std::fs::write(
+        task.join("task.json"),
+        format!(
+            "{{\"name\": \"{name}\", \"version\": {{\"Major\": 1, \"Minor\": 0, \"Patch\": 0}}}}"
+        ),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(binary, bin.join(name)).unwrap();
+    folders.insert(name.to_string(), task.clone());
+    task
 }
 
 /// A fresh copy of the packed task folder, as the agent downloads it: the
