@@ -89,6 +89,10 @@ fn secrets() -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::new(&sdk_config())
 }
 
+fn sqs() -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(&sdk_config())
+}
+
 fn lambda() -> aws_sdk_lambda::Client {
     aws_sdk_lambda::Client::new(&sdk_config())
 }
@@ -413,6 +417,50 @@ fn scenario(task: &str) -> Scenario {
                     expect(got.as_deref() == Some(value.as_str()), || {
                         format!("{name}: {got:?}")
                     })
+                }),
+            }
+        }
+        // A send whose answer was lost is sent again: a standard queue may
+        // then hold the message twice (SQS delivers at least once anyway);
+        // what must hold is that it arrived, whole.
+        "SendMessage" => {
+            let url = block_on(sqs().create_queue().queue_name(unique("faults")).send())
+                .unwrap()
+                .queue_url
+                .unwrap();
+            let body = content("message");
+            let text = String::from_utf8(body).unwrap();
+            Scenario {
+                inputs: vec![
+                    ("messageTarget", "queue".into()),
+                    ("queueUrl", url.clone()),
+                    ("message", text.clone()),
+                ],
+                check: Box::new(move |log| {
+                    let got = block_on(
+                        sqs()
+                            .receive_message()
+                            .queue_url(&url)
+                            .max_number_of_messages(10)
+                            .send(),
+                    )
+                    .ok()
+                    .and_then(|o| o.messages)
+                    .unwrap_or_default();
+                    let id_set = log
+                        .lines()
+                        .any(|l| l.starts_with("##vso[task.setvariable variable=messageId;"));
+                    expect(
+                        !got.is_empty()
+                            && got.iter().all(|m| m.body() == Some(text.trim()))
+                            && id_set,
+                        || {
+                            format!(
+                                "{} message(s) in the queue, messageId set: {id_set}",
+                                got.len()
+                            )
+                        },
+                    )
                 }),
             }
         }

@@ -142,6 +142,18 @@ pub fn subjects() -> Vec<Subject> {
             systemsmanagergetparameter,
             |_| vec![("parameterName", format!("/{}/missing", unique("hostile")))]
         ),
+        subject!("SendMessage", sendmessage, |_| vec![
+            ("messageTarget", "queue".into()),
+            (
+                "queueUrl",
+                format!(
+                    "{}/123456789012/{}",
+                    test_support::moto(),
+                    unique("missing")
+                )
+            ),
+            ("message", "hello".into()),
+        ]),
         subject!(
             "SystemsManagerSetParameter",
             systemsmanagersetparameter,

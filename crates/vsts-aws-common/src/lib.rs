@@ -461,8 +461,10 @@ const NOT_FOUND_CODES: &[&str] = &[
     "ResourceNotFoundException", // Lambda, Secrets Manager
     "NoSuchBucket",
     "NoSuchKey",
-    "NotFound",     // S3 HEAD requests
-    "NoSuchEntity", // IAM
+    "NotFound",                                // S3 HEAD requests
+    "NoSuchEntity",                            // IAM
+    "AWS.SimpleQueueService.NonExistentQueue", // SQS (query protocol)
+    "QueueDoesNotExist",                       // SQS (JSON protocol)
     "ParameterNotFound",
     "ParameterVersionNotFound",
     "ChangeSetNotFound",
