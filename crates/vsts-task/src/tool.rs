@@ -5,7 +5,7 @@
 //! whole process tree ended when the step is cancelled.
 
 use std::ffi::OsStr;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -253,6 +253,109 @@ pub async fn run<A: AsRef<OsStr>>(r: Run<'_, A>) -> Result<Outcome> {
     }
 }
 
+/// What a program printed, for a task that reads its answer (an image
+/// digest, a refusal) as well as showing it.
+#[derive(Debug)]
+pub struct Output {
+    pub outcome: Outcome,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Like [`run`], with `input` written to the program's standard input (a
+/// password, never on its command line) and both its outputs kept as well
+/// as shown in the log when `show`.
+pub async fn run_output<A: AsRef<OsStr>>(
+    r: Run<'_, A>,
+    input: Option<&[u8]>,
+    show: bool,
+) -> Result<Output> {
+    let mut cmd = Command::new(r.program);
+    cmd.args(r.args)
+        .current_dir(r.cwd)
+        .env_clear()
+        .envs(r.env)
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    std::io::stdout().flush().ok();
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting {}", r.program.display()))?;
+    let pid = child.id();
+    if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
+        // Small enough for the pipe; closed at once so the program reads
+        // to its end.
+        stdin
+            .write_all(bytes)
+            .context("writing to the program's input")?;
+    }
+    let keep = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut kept = Vec::new();
+            let Some(mut pipe) = pipe else {
+                return kept;
+            };
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                kept.extend_from_slice(&buf[..n]);
+                if show {
+                    let mut out = std::io::stdout().lock();
+                    let _ = out.write_all(&buf[..n]);
+                    let _ = out.flush();
+                }
+            }
+            kept
+        })
+    };
+    let out = keep(child.stdout.take().map(|p| Box::new(p) as _));
+    let err = keep(child.stderr.take().map(|p| Box::new(p) as _));
+    let (done, exited) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait());
+    });
+    let outcome = tokio::select! {
+        status = exited => {
+            let status = status
+                .context("the waiting thread stopped")?
+                .with_context(|| format!("waiting for {}", r.program.display()))?;
+            match status.code() {
+                Some(code) => Outcome::Exited { code, stderr: false },
+                None => Outcome::Signalled(signal_of(&status)),
+            }
+        }
+        how = crate::cancelled() => {
+            stop_group(pid).await;
+            Outcome::Cancelled(how)
+        }
+    };
+    let text = |t: std::thread::JoinHandle<Vec<u8>>| {
+        String::from_utf8_lossy(&t.join().unwrap_or_default()).into_owned()
+    };
+    let (stdout, stderr) = (text(out), text(err));
+    let outcome = match outcome {
+        Outcome::Exited { code, .. } => Outcome::Exited {
+            code,
+            stderr: !stderr.is_empty(),
+        },
+        other => other,
+    };
+    Ok(Output {
+        outcome,
+        stdout,
+        stderr,
+    })
+}
+
 #[cfg(unix)]
 fn signal_of(status: &std::process::ExitStatus) -> i32 {
     std::os::unix::process::ExitStatusExt::signal(status).unwrap_or(0)
@@ -375,5 +478,38 @@ mod tests {
         assert_eq!(which(&env, &["missing", "tool"]), Some(b.join("tool")));
         assert_eq!(which(&env, &["missing"]), None);
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// The password reaches the program on standard input, both outputs
+    /// are kept, and the exit code and standard error are told.
+    #[cfg(unix)]
+    #[test]
+    fn run_output_feeds_input_and_keeps_both_outputs() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let script = "read secret; echo \"got ${#secret} chars\"; echo refused >&2; exit 3";
+        let out = rt
+            .block_on(run_output(
+                Run {
+                    program: Path::new("/bin/sh"),
+                    args: &["-c", script],
+                    cwd: &std::env::temp_dir(),
+                    env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+                },
+                Some(b"hunter2\n"),
+                false,
+            ))
+            .unwrap();
+        assert_eq!(
+            out.outcome,
+            Outcome::Exited {
+                code: 3,
+                stderr: true
+            }
+        );
+        assert_eq!(out.stdout, "got 7 chars\n");
+        assert_eq!(out.stderr, "refused\n");
     }
 }
