@@ -195,19 +195,26 @@ function privateDir() {
   return dir;
 }
 
-const child = spawn(exe, process.argv.slice(2), { stdio: 'inherit', env: process.env, windowsHide: true });
-
 // Cancelling a step: on Linux and macOS the agent signals node (SIGINT,
 // then SIGTERM), and the launcher passes the signal on. On Windows it sends
 // Ctrl-C (then Ctrl-Break) to the console, which every process on it gets,
 // the binary too; node would only be able to kill the binary outright
 // (TerminateProcess), which leaves no time to clean up (abort multipart
 // uploads). So there the launcher only keeps waiting for the binary's exit.
+// The handlers are in place before the binary starts: a signal that comes
+// while it starts is passed on too, never lost with node's default action
+// (which would end node and leave the binary running).
 let cancelled = false;
+let child = null;
+let pending = null;
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGBREAK']) {
   process.on(signal, () => {
     cancelled = true;
     if (process.platform === 'win32') {
+      return;
+    }
+    if (child === null) {
+      pending = signal;
       return;
     }
     try {
@@ -216,6 +223,14 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGBREAK']) {
       // already gone
     }
   });
+}
+child = spawn(exe, process.argv.slice(2), { stdio: 'inherit', env: process.env, windowsHide: true });
+if (pending !== null) {
+  try {
+    child.kill(pending);
+  } catch (e) {
+    // already gone
+  }
 }
 
 child.on('error', (e) => fail('Cannot start ' + exe + ': ' + e.message));
