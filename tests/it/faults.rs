@@ -81,6 +81,10 @@ fn cfn() -> aws_sdk_cloudformation::Client {
     aws_sdk_cloudformation::Client::new(&sdk_config())
 }
 
+fn ecr() -> aws_sdk_ecr::Client {
+    aws_sdk_ecr::Client::new(&sdk_config())
+}
+
 fn ssm() -> aws_sdk_ssm::Client {
     aws_sdk_ssm::Client::new(&sdk_config())
 }
@@ -155,6 +159,77 @@ fn function() -> String {
     )
     .unwrap();
     name
+}
+
+/// A scenario with where its AWS requests go (through the fault proxy)
+/// and what else its task's environment holds.
+struct Routed {
+    scenario: Scenario,
+    upstream: String,
+    env: Vec<(String, String)>,
+}
+
+fn routed(task: &str) -> Routed {
+    use test_support::registry::{MOTO_PASSWORD, Podman, Registry, ecr_front};
+    match task {
+        // ECR's token through the faulty network, then a real registry and
+        // podman (see test_support::registry); the check keeps them alive.
+        "ECRPushImage" | "ECRPullImage" => {
+            let registry = Registry::start();
+            let podman = Podman::new(&registry);
+            let front = ecr_front(&test_support::moto(), &registry, None);
+            let repo = unique("faults").to_lowercase();
+            let host = registry.host.clone();
+            let image = format!("{host}/{repo}:v1");
+            podman.image(&image, "faults");
+            let inputs = if task == "ECRPushImage" {
+                block_on(ecr().create_repository().repository_name(&repo).send()).unwrap();
+                vec![
+                    ("sourceImageName", format!("{host}/{repo}")),
+                    ("sourceImageTag", "v1".into()),
+                    ("repositoryName", repo.clone()),
+                    ("pushTag", "pushed".into()),
+                ]
+            } else {
+                podman.run(&[
+                    "login",
+                    "--username",
+                    "AWS",
+                    "--password",
+                    MOTO_PASSWORD,
+                    &host,
+                ]);
+                podman.run(&["push", &image]);
+                podman.run(&["logout", &host]);
+                podman.run(&["rmi", "-f", &image]);
+                vec![("repository", repo.clone()), ("imageTag", "v1".into())]
+            };
+            let env = podman.env.clone();
+            let upstream = front.url.clone();
+            let push = task == "ECRPushImage";
+            let check: Check = Box::new(move |_| {
+                let _alive = &front;
+                if push {
+                    let tags = registry.tags(&repo);
+                    expect(tags.contains(&"pushed".to_string()), || {
+                        format!("tags in the registry: {tags:?}")
+                    })
+                } else {
+                    expect(podman.has(&image), || format!("{image} not pulled"))
+                }
+            });
+            Routed {
+                scenario: Scenario { inputs, check },
+                upstream,
+                env,
+            }
+        }
+        _ => Routed {
+            scenario: scenario(task),
+            upstream: test_support::moto(),
+            env: Vec::new(),
+        },
+    }
 }
 
 fn scenario(task: &str) -> Scenario {
@@ -464,6 +539,41 @@ fn scenario(task: &str) -> Scenario {
                 }),
             }
         }
+        // The command id set in the variable is one moto knows, with the
+        // document and parameters that were given.
+        "SystemsManagerRunCommand" => {
+            let comment = unique("faults");
+            Scenario {
+                inputs: vec![
+                    ("documentName", "AWS-RunShellScript".into()),
+                    ("documentParameters", r#"{"commands": ["uptime"]}"#.into()),
+                    ("instanceIds", "i-0123456789abcdef0".into()),
+                    ("comment", comment.clone()),
+                    ("commandIdOutputVariable", "commandId".into()),
+                ],
+                check: Box::new(move |log| {
+                    let id = log
+                        .lines()
+                        .find_map(|l| l.strip_prefix("##vso[task.setvariable variable=commandId;"))
+                        .and_then(|l| l.split_once(']'))
+                        .map(|(_, id)| id.to_string())
+                        .unwrap_or_default();
+                    let sent = block_on(ssm().list_commands().command_id(&id).send())
+                        .ok()
+                        .and_then(|o| o.commands)
+                        .unwrap_or_default();
+                    let ours = sent
+                        .iter()
+                        .filter(|c| c.comment() == Some(comment.as_str()));
+                    expect(ours.count() == 1, || {
+                        format!(
+                            "commandId {id:?}: {} command(s) with the comment",
+                            sent.len()
+                        )
+                    })
+                }),
+            }
+        }
         "ConfigureAWSCredentials" => Scenario {
             inputs: vec![
                 (
@@ -637,13 +747,20 @@ fn every_task_survives_transient_faults() {
         .flat_map(|s| Fault::ALL.map(|f| (s, f)))
         .collect();
     let problems = in_parallel(cases, |(s, fault)| {
-        let sc = scenario(s.name);
+        let Routed {
+            scenario: sc,
+            upstream,
+            env,
+        } = routed(s.name);
         let once = FirstOfEach::new();
         let picker = once.clone();
-        let proxy = fault_proxy(&test_support::moto(), fault, move |req| {
+        let proxy = fault_proxy(&upstream, fault, move |req| {
             picker.pick(req) || fault == Fault::Trickle
         });
-        let out = run(&s, through(&proxy.url), &sc.inputs);
+        let env = env
+            .iter()
+            .fold(through(&proxy.url), |e, (k, v)| e.set(k, v));
+        let out = run(&s, env, &sc.inputs);
         let what = format!("{} under {fault:?}", s.name);
         let faulted = once.picked();
         match out.result {
@@ -680,9 +797,16 @@ fn every_task_fails_clearly_under_persistent_faults() {
         .flat_map(|s| [Fault::ServerError, Fault::Hang].map(|f| (s, f)))
         .collect();
     let problems = in_parallel(cases, |(s, fault)| {
-        let sc = scenario(s.name);
-        let proxy = fault_proxy(&test_support::moto(), fault, |_| true);
-        let env = through(&proxy.url).set("AWS_MAX_ATTEMPTS", "2");
+        let Routed {
+            scenario: sc,
+            upstream,
+            env,
+        } = routed(s.name);
+        let proxy = fault_proxy(&upstream, fault, |_| true);
+        let env = env
+            .iter()
+            .fold(through(&proxy.url), |e, (k, v)| e.set(k, v))
+            .set("AWS_MAX_ATTEMPTS", "2");
         let out = run(&s, env, &sc.inputs);
         let what = format!("{} under {fault:?}", s.name);
         let says = says(fault);

@@ -154,6 +154,26 @@ pub fn subjects() -> Vec<Subject> {
             ),
             ("message", "hello".into()),
         ]),
+        // The token is the first request; a local image that does not
+        // exist ends the run there.
+        subject!("ECRPushImage", ecrpushimage, |_| vec![
+            ("sourceImageName", "localhost/hostile-none".into()),
+            ("repositoryName", unique("hostile").to_lowercase()),
+        ]),
+        // The token is the first request; logging in to moto's registry
+        // host (which does not resolve) ends the run there.
+        subject!("ECRPullImage", ecrpullimage, |_| vec![(
+            "repository",
+            unique("hostile").to_lowercase()
+        )]),
+        subject!(
+            "SystemsManagerRunCommand",
+            systemsmanagerruncommand,
+            |_| vec![
+                ("documentName", "AWS-RunShellScript".into()),
+                ("instanceIds", "i-0123456789abcdef0".into()),
+            ]
+        ),
         subject!(
             "SystemsManagerSetParameter",
             systemsmanagersetparameter,

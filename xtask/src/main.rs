@@ -93,6 +93,7 @@ fn test(args: &[String]) -> Result<()> {
         return platform_tests::run(&root, &platform, &packages, &moto.endpoint);
     }
     let tfx = tools::tfx(&root)?;
+    toolchains::install_test_services()?;
     let proxy_py = tools::proxy_py(&root)?;
     let aws_cli = tools::aws_cli_dir(&root)?;
     let status = Command::new(tools::cargo())

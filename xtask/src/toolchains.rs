@@ -28,6 +28,15 @@ const BUILD_PACKAGES: &[&str] = &[
 /// Debian packages for running the other platforms' binaries in tests.
 const RUNNER_PACKAGES: &[&str] = &["wine64", "qemu-user-static", "libc6-arm64-cross"];
 
+/// Debian packages the ECR tasks' tests drive: a real registry (the CNCF
+/// distribution registry) and a real container client.
+const CONTAINER_PACKAGES: &[&str] = &["podman", "docker-registry"];
+
+/// Installs what the host tests need beyond moto: podman and the registry.
+pub fn install_test_services() -> Result<()> {
+    apt_install(CONTAINER_PACKAGES)
+}
+
 /// Installs what is missing: the build toolchains, and with `runners` what
 /// the cross-platform tests run the binaries with.
 pub fn install(root: &Path, runners: bool) -> Result<()> {

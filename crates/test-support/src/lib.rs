@@ -9,6 +9,7 @@ mod faults;
 mod http;
 pub mod platform;
 mod proxy;
+pub mod registry;
 mod run;
 mod tls;
 
