@@ -20,7 +20,14 @@ pub const EVERY_RUN: &[(&str, &[&str])] = &[
     ("linux-arm64", &["secretsmanagergetsecret"]),
     (
         "linux-x64",
-        &["awscli", "awspowershellmodulescript", "awsshellscript"],
+        &[
+            "awscli",
+            "awspowershellmodulescript",
+            "awsshellscript",
+            "ecrpushimage",
+            "ecrpullimage",
+            "systemsmanagerruncommand",
+        ],
     ),
 ];
 
@@ -34,6 +41,7 @@ pub const ALL: &[(&str, &[&str])] = &[
             "secretsmanagergetsecret",
             "cloudformationcreateorupdatestack",
             "awsshellscript",
+            "systemsmanagerruncommand",
         ],
     ),
     ("linux-arm64", &["s3upload", "secretsmanagergetsecret"]),
@@ -44,6 +52,9 @@ pub const ALL: &[(&str, &[&str])] = &[
             "awspowershellmodulescript",
             "awsshellscript",
             "configureawscredentials",
+            "ecrpushimage",
+            "ecrpullimage",
+            "systemsmanagerruncommand",
             "s3upload",
             "s3download",
             "secretsmanagergetsecret",
@@ -61,6 +72,10 @@ pub const HOST_ONLY: &[(&str, &str)] = &[
     ),
     (
         "faults::a_cancelled_multipart_upload_is_aborted",
+        "Wine ends a process without a Wine console on SIGINT instead of raising the console Ctrl-C a Windows agent sends",
+    ),
+    (
+        "cancelling_the_step_cancels_the_command",
         "Wine ends a process without a Wine console on SIGINT instead of raising the console Ctrl-C a Windows agent sends",
     ),
     (
@@ -183,6 +198,7 @@ fn through_launcher(root: &Path, packages: &[&str], moto: &str) -> Result<()> {
     if !(cfg!(target_os = "linux") && cfg!(target_arch = "x86_64")) {
         bail!("linux-x64 runs through the launcher only on a Linux x64 machine");
     }
+    toolchains::install_test_services()?;
     // By its full path: some tests give the task a PATH without node.
     let node = std::env::var_os("PATH")
         .iter()
