@@ -62,6 +62,38 @@ impl TaskEnv {
         self.set(&key, value)
     }
 
+    /// A service connection `conn` that exchanges the job's Azure DevOps
+    /// OIDC token (from `ado`, see [`ado_oidc`]) for `role`, and the agent's
+    /// own credentials removed, so nothing else can sign.
+    pub fn oidc_connection(self, conn: &str, role: &str, ado: &crate::HttpServer) -> Self {
+        let auth = serde_json::json!({
+            "parameters": { "assumeRoleArn": role, "useOIDC": "true" },
+            "scheme": "UsernamePassword"
+        });
+        self.unset("AWS_ACCESS_KEY_ID")
+            .unset("AWS_SECRET_ACCESS_KEY")
+            .input("awsCredentials", conn)
+            .set(&format!("ENDPOINT_URL_{conn}"), "https://aws.amazon.com/")
+            .set(&format!("ENDPOINT_AUTH_SCHEME_{conn}"), "UsernamePassword")
+            .set(&format!("ENDPOINT_AUTH_{conn}"), &auth.to_string())
+            .set(
+                &format!("ENDPOINT_AUTH_PARAMETER_{conn}_ASSUMEROLEARN"),
+                role,
+            )
+            .set(&format!("ENDPOINT_AUTH_PARAMETER_{conn}_USEOIDC"), "true")
+            .set(
+                "SYSTEM_OIDCREQUESTURI",
+                &format!(
+                    "{}/org/proj/_apis/distributedtask/hubs/build/plans/p/jobs/j/oidctoken",
+                    ado.url
+                ),
+            )
+            .set(
+                "ENDPOINT_AUTH_PARAMETER_SYSTEMVSSCONNECTION_ACCESSTOKEN",
+                ADO_JOB_TOKEN,
+            )
+    }
+
     pub fn run(&self, binary: &Path) -> TaskRun {
         run_task(binary, &self.0)
     }
@@ -70,4 +102,16 @@ impl TaskEnv {
     pub fn spawn(&self, binary: &Path) -> RunningTask {
         spawn_task(binary, &self.0)
     }
+}
+
+/// The job access token [`TaskEnv::oidc_connection`] gives the agent.
+pub const ADO_JOB_TOKEN: &str = "oidc-job-access-token-5150";
+
+/// Azure DevOps' OIDC token endpoint as the agent's job sees it: every
+/// request gets `token`.
+pub fn ado_oidc(token: &str) -> crate::HttpServer {
+    let body = serde_json::json!({ "oidcToken": token }).to_string();
+    crate::HttpServer::start(move |_req| {
+        crate::Response::new(200, body.clone()).header("Content-Type", "application/json")
+    })
 }

@@ -14,7 +14,7 @@ mod run;
 mod tls;
 
 pub use aws::{REGION, block_on, sdk_config};
-pub use env::TaskEnv;
+pub use env::{ADO_JOB_TOKEN, TaskEnv, ado_oidc};
 pub use faults::{Fault, FirstOfEach, Protocol, fault_proxy};
 pub use http::{HttpServer, Request, Response, faulty_proxy, forward_to, recording_proxy};
 pub use proxy::ForwardProxy;

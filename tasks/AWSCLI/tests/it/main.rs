@@ -98,6 +98,36 @@ fn the_cli_runs_as_the_connections_assumed_role() {
     );
 }
 
+/// OIDC: the CLI runs as the role the job's Azure DevOps token was
+/// exchanged for, and neither token reaches the log.
+#[test]
+fn the_cli_runs_as_an_oidc_connections_role() {
+    const OIDC_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzYzovL2NsaSJ9.c2ln";
+    let ado = test_support::ado_oidc(OIDC_TOKEN);
+    let run = base()
+        .oidc_connection(
+            "5a1c0ffe-0000-4000-8000-0000000c110d",
+            "arn:aws:iam::123456789012:role/oidc-cli",
+            &ado,
+        )
+        .input("awsCommand", "sts")
+        .input("awsSubCommand", "get-caller-identity")
+        .input("awsArguments", "--query Arn --output text")
+        .run(bin());
+    run.assert_succeeded();
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("arn:aws:sts::123456789012:assumed-role/oidc-cli/")),
+        "the CLI did not run as the OIDC role:\n{}",
+        run.stdout
+    );
+    let secrets = run.registered_secrets();
+    let mut all: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    all.extend([OIDC_TOKEN, test_support::ADO_JOB_TOKEN]);
+    test_support::assert_no_leaks(&run, &all);
+}
+
 /// Quoted arguments keep their spaces: the file and the key land as given.
 #[test]
 fn quoted_arguments_reach_the_cli_whole() {

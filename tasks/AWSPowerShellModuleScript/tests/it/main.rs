@@ -173,6 +173,54 @@ fn an_inline_script_runs_with_the_roles_credentials_and_is_removed() {
     test_support::assert_no_leaks(&run, &secrets);
 }
 
+/// OIDC: PowerShell gets the session the job's Azure DevOps token was
+/// exchanged for, registered before it starts; neither token reaches it or
+/// the log.
+#[test]
+fn an_oidc_connections_role_reaches_powershell() {
+    const OIDC_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzYzovL3BzIn0.c2ln";
+    let d = dir("ps-oidc");
+    let (env, rec) = base(&d);
+    let ado = test_support::ado_oidc(OIDC_TOKEN);
+    let run = env
+        .oidc_connection(
+            "5a1c0ffe-0000-4000-8000-00000000051d",
+            "arn:aws:iam::123456789012:role/oidc-ps",
+            &ado,
+        )
+        .input("scriptType", "inline")
+        .input("inlineScript", "Get-STSCallerIdentity")
+        .run(bin());
+    run.assert_succeeded();
+    let env = read(&rec, "env");
+    let value = |name: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("{name} not in {env}"))
+            .to_string()
+    };
+    assert!(value("AWS_ACCESS_KEY_ID").starts_with("ASIA"));
+    let started = run.stdout.find("pwsh stand-in ran").unwrap();
+    for secret in [value("AWS_SECRET_ACCESS_KEY"), value("AWS_SESSION_TOKEN")] {
+        let at = run
+            .stdout
+            .find(&format!("##vso[task.setsecret]{secret}"))
+            .unwrap_or_else(|| panic!("{secret} not registered"));
+        assert!(at < started);
+    }
+    assert!(
+        !env.contains(OIDC_TOKEN) && !env.contains(test_support::ADO_JOB_TOKEN),
+        "{env}"
+    );
+    let mut secrets = run.registered_secrets();
+    secrets.extend([
+        OIDC_TOKEN.to_string(),
+        test_support::ADO_JOB_TOKEN.to_string(),
+    ]);
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    test_support::assert_no_leaks(&run, &secrets);
+}
+
 #[test]
 fn a_script_file_runs_in_the_folder_asked_for() {
     let d = dir("ps-file");

@@ -158,6 +158,65 @@ fn an_assumed_role_reaches_the_script_with_its_session_token_registered_first() 
     }
 }
 
+/// OIDC: the job's Azure DevOps token is exchanged for the connection's
+/// role; the script gets that session, registered before it starts, and
+/// neither the OIDC token nor the job's access token.
+#[test]
+fn an_oidc_connections_role_reaches_the_script() {
+    const OIDC_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzYzovL3NoZWxsIn0.c2ln";
+    let d = dir("shell-oidc");
+    std::fs::write(d.join("s.sh"), RECORD).unwrap();
+    let ado = test_support::ado_oidc(OIDC_TOKEN);
+    let run = base(&d)
+        .oidc_connection(
+            "5a1c0ffe-0000-4000-8000-0000000001dc",
+            "arn:aws:iam::123456789012:role/oidc-scripts",
+            &ado,
+        )
+        .input("filePath", d.join("s.sh").to_str().unwrap())
+        .run(bin());
+    run.assert_succeeded();
+    assert_eq!(
+        ado.requests().len(),
+        1,
+        "the OIDC token was not asked for once"
+    );
+    let record = recorded(&d.join("record.txt"));
+    let value = |name: &str| {
+        record
+            .iter()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("{name} not in {record:?}"))
+            .to_string()
+    };
+    let (key, secret, token) = (
+        value("AWS_ACCESS_KEY_ID"),
+        value("AWS_SECRET_ACCESS_KEY"),
+        value("AWS_SESSION_TOKEN"),
+    );
+    assert!(key.starts_with("ASIA"), "not a session key: {key}");
+    let hello = run.stdout.find("script says hello").unwrap();
+    for s in [&secret, &token] {
+        let at = run
+            .stdout
+            .find(&format!("##vso[task.setsecret]{s}"))
+            .unwrap_or_else(|| panic!("{s} not registered:\n{}", run.stdout));
+        assert!(at < hello);
+    }
+    test_support::assert_no_leaks(
+        &run,
+        &[OIDC_TOKEN, test_support::ADO_JOB_TOKEN, &secret, &token],
+    );
+    for hidden in ["SYSTEM_ACCESSTOKEN", "ENDPOINT_AUTH_PARAMETER_X_PASSWORD"] {
+        assert!(!record.iter().any(|l| l.starts_with(&format!("{hidden}="))));
+    }
+    assert!(
+        !record
+            .iter()
+            .any(|l| l.contains(OIDC_TOKEN) || l.contains(test_support::ADO_JOB_TOKEN))
+    );
+}
+
 #[test]
 fn an_inline_script_runs_in_the_folder_asked_for_and_is_removed() {
     let d = dir("shell-inline");
