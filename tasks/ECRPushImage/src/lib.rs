@@ -39,13 +39,22 @@ impl Params {
         let inputs = task.inputs();
         let source = match inputs.pick("imageSource", &["imagename", "imageid"])? {
             None | Some("imagename") => {
-                let name = inputs.required("sourceImageName")?;
+                let name = local_reference("sourceImageName", inputs.required("sourceImageName")?)?;
                 let tag = inputs
                     .get("sourceImageTag")
                     .unwrap_or_else(|| "latest".into());
+                if !vsts_ecr::valid_tag(&tag) {
+                    bail!(
+                        "Input 'sourceImageTag': '{tag}' is not an image tag (up to 128 letters, digits, _ . -, not \
+                         starting with . or -)."
+                    );
+                }
                 Source::Name(format!("{name}:{tag}"))
             }
-            Some(_) => Source::Id(inputs.required("sourceImageId")?),
+            Some(_) => Source::Id(local_reference(
+                "sourceImageId",
+                inputs.required("sourceImageId")?,
+            )?),
         };
         let mut repository = inputs.required("repositoryName")?;
         if inputs.bool("forceDockerNamingConventions") {
@@ -87,6 +96,19 @@ impl Params {
             Source::Name(r) | Source::Id(r) => r,
         }
     }
+}
+
+/// A local image name or id goes to the client as an argument: one that
+/// starts with `-` would be read as an option, and one with spaces is no
+/// image reference.
+fn local_reference(input: &str, value: String) -> Result<String> {
+    if value.starts_with('-') || value.chars().any(char::is_whitespace) {
+        bail!(
+            "Input '{input}': '{value}' is not a local image name or id (no spaces, not starting with -), for \
+             example myorg/web or 3f2a1b9c8d7e."
+        );
+    }
+    Ok(value)
 }
 
 pub const INPUT_LIMITS: &[Limit] = &[
@@ -312,6 +334,27 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("sourceImageName")
+        );
+        let err = |pairs: &[(&str, &str)]| params(pairs).unwrap_err().to_string();
+        assert!(
+            err(&[("INPUT_SOURCEIMAGENAME", "--help"), repo])
+                .starts_with("Input 'sourceImageName'")
+        );
+        assert!(
+            err(&[
+                ("INPUT_SOURCEIMAGENAME", "app"),
+                ("INPUT_SOURCEIMAGETAG", "-x"),
+                repo
+            ])
+            .starts_with("Input 'sourceImageTag'")
+        );
+        assert!(
+            err(&[
+                ("INPUT_IMAGESOURCE", "imageid"),
+                ("INPUT_SOURCEIMAGEID", "a b"),
+                repo
+            ])
+            .starts_with("Input 'sourceImageId'")
         );
     }
 }

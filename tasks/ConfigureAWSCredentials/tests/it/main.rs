@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use test_support::{HttpServer, Request, Response, TaskEnv, TaskRun, recording_proxy};
+use test_support::{HttpServer, Request, TaskEnv, TaskRun, recording_proxy};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_configureawscredentials"))
@@ -249,41 +249,9 @@ fn bad_role_inputs_fail_before_any_request() {
 #[test]
 fn oidc_credentials_are_registered_and_handed_on() {
     const OIDC_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzYzovL2NvbmZpZ3VyZSJ9.c2ln";
-    const JOB_TOKEN: &str = "configure-job-access-token";
-    let ado = HttpServer::start(|_req| {
-        Response::new(
-            200,
-            serde_json::json!({ "oidcToken": OIDC_TOKEN }).to_string(),
-        )
-        .header("Content-Type", "application/json")
-    });
-    let auth = serde_json::json!({
-        "parameters": { "assumeRoleArn": "arn:aws:iam::123456789012:role/oidc-deployer", "useOIDC": "true" },
-        "scheme": "UsernamePassword"
-    });
+    let ado = test_support::ado_oidc(OIDC_TOKEN);
     let run = TaskEnv::moto()
-        .unset("AWS_ACCESS_KEY_ID")
-        .unset("AWS_SECRET_ACCESS_KEY")
-        .input("awsCredentials", CONN)
-        .set(&format!("ENDPOINT_URL_{CONN}"), "https://aws.amazon.com/")
-        .set(&format!("ENDPOINT_AUTH_SCHEME_{CONN}"), "UsernamePassword")
-        .set(&format!("ENDPOINT_AUTH_{CONN}"), &auth.to_string())
-        .set(
-            &format!("ENDPOINT_AUTH_PARAMETER_{CONN}_ASSUMEROLEARN"),
-            "arn:aws:iam::123456789012:role/oidc-deployer",
-        )
-        .set(&format!("ENDPOINT_AUTH_PARAMETER_{CONN}_USEOIDC"), "true")
-        .set(
-            "SYSTEM_OIDCREQUESTURI",
-            &format!(
-                "{}/org/proj/_apis/distributedtask/hubs/build/plans/p/jobs/j/oidctoken",
-                ado.url
-            ),
-        )
-        .set(
-            "ENDPOINT_AUTH_PARAMETER_SYSTEMVSSCONNECTION_ACCESSTOKEN",
-            JOB_TOKEN,
-        )
+        .oidc_connection(CONN, "arn:aws:iam::123456789012:role/oidc-deployer", &ado)
         .run(bin());
     run.assert_succeeded();
     let token = run.variable("AWS.SessionToken").expect("a session token");
@@ -297,5 +265,5 @@ fn oidc_credentials_are_registered_and_handed_on() {
     );
     assert_only_in_secret_lines(&run, &token);
     assert_only_in_secret_lines(&run, &secret);
-    test_support::assert_no_leaks(&run, &[OIDC_TOKEN, JOB_TOKEN]);
+    test_support::assert_no_leaks(&run, &[OIDC_TOKEN, test_support::ADO_JOB_TOKEN]);
 }
