@@ -226,9 +226,10 @@ pub fn stage(
     manifest["version"] = Value::String(version.to_string());
     write_json(&out.join("vss-extension.json"), &manifest)?;
     copy_dir(&root.join("images"), &out.join("images"))?;
-    if let Some(details) = manifest["content"]["details"]["path"].as_str() {
-        fs::copy(root.join(details), out.join(details))
-            .with_context(|| format!("copying the overview page {details}"))?;
+    // The overview page and the licence (`content.*.path`).
+    for (_, path) in crate::vsix::content_files(&manifest) {
+        fs::copy(root.join(&path), out.join(&path))
+            .with_context(|| format!("copying {path}, named in the manifest's content"))?;
     }
     let launcher = root.join("tasks/launcher/run.js");
     let tasks = tasks(root)?;

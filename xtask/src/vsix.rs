@@ -22,11 +22,27 @@ pub struct Part {
     pub addressable: bool,
 }
 
-/// The path of the Marketplace overview page, `content.details.path`.
-fn content_details(manifest: &Value) -> Option<String> {
-    manifest["content"]["details"]["path"]
-        .as_str()
-        .map(|p| p.trim_start_matches("./").trim_matches('/').to_string())
+/// The manifest's `content` files (the Marketplace overview page
+/// `details`, the `license`): asset type suffix (`Details`, `License`) and
+/// path, as tfx names them.
+pub fn content_files(manifest: &Value) -> Vec<(String, String)> {
+    let Some(content) = manifest["content"].as_object() else {
+        return Vec::new();
+    };
+    content
+        .iter()
+        .filter_map(|(key, v)| {
+            let path = v["path"].as_str()?;
+            // lodash's startCase of the lower-cased key: "details" -> "Details".
+            let lower = key.to_lowercase();
+            let mut kind = lower[..1].to_uppercase();
+            kind.push_str(&lower[1..]);
+            Some((
+                kind,
+                path.trim_start_matches("./").trim_matches('/').to_string(),
+            ))
+        })
+        .collect()
 }
 
 /// Files listed in the manifest's `files`, directories expanded, sorted.
@@ -61,17 +77,21 @@ pub fn parts(staged: &Path, manifest: &Value) -> Result<Vec<Part>> {
             });
         }
     }
-    // The Marketplace page (`content.details`), packaged as tfx does even
-    // when `files` does not list it.
-    if let Some(details) = content_details(manifest)
-        && !parts.iter().any(|p| p.name == details)
-    {
-        let source = staged.join(&details);
+    // The Marketplace page and the licence (`content`), packaged as tfx
+    // does even when `files` does not list them.
+    for (kind, path) in content_files(manifest) {
+        if parts.iter().any(|p| p.name == path) {
+            continue;
+        }
+        let source = staged.join(&path);
         if !source.is_file() {
-            bail!("content.details names {details}, which is not in the extension");
+            bail!(
+                "content.{} names {path}, which is not in the extension",
+                kind.to_lowercase()
+            );
         }
         parts.push(Part {
-            name: details,
+            name: path,
             source,
             addressable: false,
         });
@@ -141,6 +161,11 @@ pub fn content_type(name: &str, bytes: &[u8]) -> (Option<String>, String) {
     };
     if let Some(t) = by_ext {
         return (ext, t.to_string());
+    }
+    // tfx's best guess for well-known files without an extension.
+    let base = name.rsplit('/').next().unwrap_or(name).to_uppercase();
+    if ext.is_none() && matches!(base.as_str(), "README" | "LICENSE" | "AUTHORS") {
+        return (None, "text/plain".to_string());
     }
     let sniffed = if bytes.starts_with(b"\x7fELF") && bytes.len() > 17 {
         match u16::from_le_bytes([bytes[16], bytes[17]]) {
@@ -223,7 +248,6 @@ const VSIXMANIFEST_ONLY: &[&str] = &[
     "galleryFlags",
     "branding",
     "screenshots",
-    "repository",
     "badges",
     "galleryproperties",
     "showPricingCalculator",
@@ -356,15 +380,22 @@ pub fn vsixmanifest(manifest: &Value, parts: &[Part]) -> Result<String> {
     let mut props = Vec::new();
     if let Some(links) = manifest["links"].as_object() {
         for (k, v) in links {
-            let uri = v["uri"].as_str().or(v.as_str()).unwrap_or("");
-            let key = format!("{}{}", k[..1].to_uppercase(), &k[1..]);
+            let Some(uri) = v["uri"].as_str().or(v["url"].as_str()) else {
+                continue;
+            };
+            // lodash's capitalize(camelCase(k)), as tfx names the property.
+            let lower = k.to_lowercase();
+            let key = format!("{}{}", lower[..1].to_uppercase(), &lower[1..]);
             props.push((
                 format!("Microsoft.VisualStudio.Services.Links.{key}"),
                 uri.to_string(),
             ));
         }
     }
-    if let Some(uri) = manifest["repository"]["uri"].as_str() {
+    if let Some(uri) = manifest["repository"]["url"]
+        .as_str()
+        .or(manifest["repository"]["uri"].as_str())
+    {
         props.push((
             "Microsoft.VisualStudio.Services.Links.GitHub".into(),
             uri.to_string(),
@@ -398,6 +429,12 @@ pub fn vsixmanifest(manifest: &Value, parts: &[Part]) -> Result<String> {
     if let Some(icon) = icon {
         out.push_str(&format!("    <Icon>{}</Icon>\n", xml(icon)));
     }
+    if let Some((_, license)) = content_files(manifest)
+        .into_iter()
+        .find(|(kind, _)| kind == "License")
+    {
+        out.push_str(&format!("    <License>{}</License>\n", xml(&license)));
+    }
     out.push_str("  </Metadata>\n  <Dependencies/>\n  <Installation>\n");
     for t in manifest["targets"].as_array().into_iter().flatten() {
         let tid = t["id"].as_str().unwrap_or("");
@@ -423,10 +460,10 @@ pub fn vsixmanifest(manifest: &Value, parts: &[Part]) -> Result<String> {
             xml(icon)
         ));
     }
-    if let Some(details) = content_details(manifest) {
+    for (kind, path) in content_files(manifest) {
         out.push_str(&format!(
-            "    <Asset Type=\"Microsoft.VisualStudio.Services.Content.Details\" d:Source=\"File\" Path=\"{}\" Addressable=\"true\"/>\n",
-            xml(&details)
+            "    <Asset Type=\"Microsoft.VisualStudio.Services.Content.{kind}\" d:Source=\"File\" Path=\"{}\" Addressable=\"true\"/>\n",
+            xml(&path)
         ));
     }
     out.push_str("    <Asset Type=\"Microsoft.VisualStudio.Services.Manifest\" d:Source=\"File\" Path=\"extension.vsomanifest\" Addressable=\"true\"/>\n");

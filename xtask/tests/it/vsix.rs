@@ -111,6 +111,13 @@ fn the_vsix_is_deterministic_and_stamped() {
     assert!(vsixmanifest.contains(
         r#"<Asset Type="Microsoft.VisualStudio.Services.Content.Details" d:Source="File" Path="overview.md""#
     ));
+    // The licence is packaged and named as the Marketplace shows it.
+    assert!(vsixmanifest.contains("<License>LICENSE</License>"));
+    assert_eq!(
+        e["LICENSE"],
+        std::fs::read(root().join("LICENSE")).unwrap(),
+        "LICENSE"
+    );
     let overview = String::from_utf8_lossy(&e["overview.md"]).into_owned();
     assert!(overview.starts_with("# AWS Pipeline Tasks"));
     for target in overview
@@ -214,4 +221,67 @@ fn matches_tfx(stage: &Path) {
             _ => assert_eq!(&ours[name], bytes, "{name}"),
         }
     }
+}
+
+/// The released identity is real, not a placeholder, and the manifest's
+/// links (getting started, support, issues, licence) and repository all
+/// point into the repository that Cargo.toml names: one place to change.
+#[test]
+fn the_manifest_is_ready_for_the_marketplace() {
+    let text = std::fs::read_to_string(root().join("vss-extension.json")).unwrap();
+    for placeholder in [
+        "your-",
+        "example.invalid",
+        "example.com",
+        "TODO",
+        "changeme",
+    ] {
+        assert!(
+            !text.contains(placeholder),
+            "vss-extension.json still holds the placeholder {placeholder:?}"
+        );
+    }
+    let m: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let cargo = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let repo = cargo
+        .lines()
+        .find_map(|l| l.strip_prefix("repository = "))
+        .expect("Cargo.toml's workspace.package names the repository")
+        .trim_matches('"');
+    assert!(repo.starts_with("https://"), "{repo}");
+    assert_eq!(m["repository"]["type"], "git");
+    assert_eq!(m["repository"]["uri"], repo);
+    for link in ["getstarted", "support", "issues", "license"] {
+        let uri = m["links"][link]["uri"]
+            .as_str()
+            .unwrap_or_else(|| panic!("links.{link} is missing"));
+        assert!(
+            uri.starts_with(repo),
+            "links.{link}: {uri} is not under {repo}"
+        );
+    }
+    // Every file a link names under blob/main is in the repository.
+    for (link, v) in m["links"].as_object().unwrap() {
+        let uri = v["uri"].as_str().unwrap();
+        if let Some(path) = uri.strip_prefix(&format!("{repo}/blob/main/")) {
+            assert!(
+                root().join(path).is_file(),
+                "links.{link}: {path} is not in the repository"
+            );
+        }
+    }
+    let publisher = m["publisher"].as_str().unwrap();
+    assert!(
+        publisher.len() >= 3
+            && publisher
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+        "publisher {publisher:?}"
+    );
+    assert_eq!(
+        m["public"], true,
+        "the released listing is public; --dev builds are private"
+    );
+    assert!(m["description"].as_str().unwrap().chars().count() <= 200);
+    assert_eq!(m["content"]["license"]["path"], "LICENSE");
 }
