@@ -1,7 +1,9 @@
-//! What the S3 tasks share: the client, file patterns, SSE-C keys, progress.
+//! What the S3 tasks share: the client, file patterns, SSE-C keys, progress,
+//! and uploading a file (`transfer`: PutObject or parallel multipart).
 
 mod patterns;
 mod progress;
+pub mod transfer;
 
 use anyhow::{Result, bail};
 use base64::Engine;

@@ -57,17 +57,4 @@ macro_rules! apply_common {
     }};
 }
 
-/// The customer key (SSE-C), which every request on the object repeats.
-macro_rules! apply_sse_c {
-    ($req:expr, $sse:expr) => {{
-        match $sse {
-            $crate::params::Sse::Customer(k) => $req
-                .sse_customer_algorithm("AES256")
-                .sse_customer_key(&k.key_b64)
-                .sse_customer_key_md5(&k.md5_b64),
-            _ => $req,
-        }
-    }};
-}
-
-pub(crate) use {apply_common, apply_sse_c};
+pub(crate) use apply_common;

@@ -4,8 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, anyhow, bail};
-use aws_sdk_s3::primitives::{ByteStream, Length};
+use anyhow::{Result, anyhow};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use vsts_aws_common::sdk_error_text;
@@ -17,36 +16,11 @@ use crate::multipart::{MULTIPART_THRESHOLD, Uploads, multipart};
 use crate::params::{Params, Sse};
 use crate::plan::{Action, Item, Plan};
 
-/// Bodies up to this size are read whole.
-const SMALL_BODY: u64 = 1024 * 1024;
-
 pub struct Report {
     pub uploaded: usize,
     pub bytes: u64,
     pub failures: Vec<(String, String)>,
     pub elapsed: Duration,
-}
-
-/// Small files whole, in one read; larger ranges streamed from disk in
-/// 256 KiB reads, so memory stays flat whatever the size.
-pub(crate) async fn body(item: &Item, offset: u64, len: u64) -> Result<ByteStream> {
-    if offset == 0 && len == item.size && len <= SMALL_BODY {
-        let bytes = tokio::fs::read(&item.path)
-            .await
-            .map_err(|e| anyhow!("{}: {e}", item.path.display()))?;
-        if bytes.len() as u64 != len {
-            bail!("{} changed size while it was uploaded", item.path.display());
-        }
-        return Ok(ByteStream::from(bytes));
-    }
-    ByteStream::read_from()
-        .path(&item.path)
-        .offset(offset)
-        .length(Length::Exact(len))
-        .buffer_size(256 * 1024)
-        .build()
-        .await
-        .map_err(|e| anyhow!("{}: {e}", item.path.display()))
 }
 
 pub async fn upload_all(
@@ -172,7 +146,7 @@ async fn put(
         .put_object()
         .bucket(&p.bucket)
         .key(&item.key)
-        .body(body(item, 0, item.size).await?);
+        .body(vsts_s3::transfer::file_body(&item.path, item.size, 0, item.size).await?);
     let req = apply_common!(req, p, h);
     req.send()
         .await
