@@ -10,54 +10,6 @@ use vsts_task::Console;
 use crate::params::{Code, DIRECT_UPLOAD_LIMIT, Params};
 use crate::wait::wait;
 
-/// The zip of a folder, the same bytes for the same files: entries sorted,
-/// fixed timestamps, modes 644 (755 for executables).
-pub fn zip_folder(dir: &std::path::Path) -> Result<Vec<u8>> {
-    use std::io::Write;
-    let mut files = Vec::new();
-    for entry in walkdir::WalkDir::new(dir)
-        .follow_links(true)
-        .sort_by_file_name()
-    {
-        let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
-        if entry.file_type().is_file() {
-            let rel = entry
-                .path()
-                .strip_prefix(dir)?
-                .to_string_lossy()
-                .replace('\\', "/");
-            files.push((rel, entry.path().to_path_buf()));
-        }
-    }
-    if files.is_empty() {
-        bail!(
-            "Input 'localFolder': {} has no files to deploy.",
-            dir.display()
-        );
-    }
-    files.sort();
-    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    for (rel, path) in files {
-        #[cfg(unix)]
-        let executable = {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::metadata(&path)?.permissions().mode() & 0o111 != 0
-        };
-        #[cfg(not(unix))]
-        let executable = false;
-        let opts = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated)
-            .compression_level(Some(9))
-            .last_modified_time(zip::DateTime::default())
-            .unix_permissions(if executable { 0o755 } else { 0o644 });
-        zip.start_file(rel.as_str(), opts)?;
-        zip.write_all(
-            &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
-        )?;
-    }
-    Ok(zip.finish()?.into_inner())
-}
-
 /// Lambda's CodeSha256: base64 of the SHA-256 of the zip.
 pub fn code_sha256(bytes: &[u8]) -> String {
     use base64::Engine;
@@ -95,7 +47,7 @@ pub(crate) fn payload(code: &Code) -> Result<Payload> {
             std::fs::read(path).with_context(|| format!("reading {}", path.display()))?
         }
         Code::Folder(dir) => {
-            let bytes = zip_folder(dir)?;
+            let bytes = vsts_bundle::zip_folder(dir, "localFolder")?;
             if bytes.len() as u64 > DIRECT_UPLOAD_LIMIT {
                 bail!(
                     "Input 'localFolder': the zipped folder is {:.1} MiB, over Lambda's 50 MiB limit for direct uploads. Zip it, upload it to S3 and set codeLocation to 's3object'.",
@@ -175,22 +127,6 @@ pub(crate) async fn update_code(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn folder_zips_are_deterministic() {
-        let dir = std::env::temp_dir().join(format!("zipdet-{}", std::process::id()));
-        std::fs::create_dir_all(dir.join("lib")).unwrap();
-        std::fs::write(dir.join("index.py"), b"def handler(e, c): return e\n").unwrap();
-        std::fs::write(dir.join("lib/util.py"), b"X = 1\n").unwrap();
-        let a = zip_folder(&dir).unwrap();
-        // A later modification time must not change the bytes.
-        std::thread::sleep(std::time::Duration::from_millis(1100));
-        std::fs::write(dir.join("lib/util.py"), b"X = 1\n").unwrap();
-        let b = zip_folder(&dir).unwrap();
-        assert_eq!(code_sha256(&a), code_sha256(&b));
-        std::fs::write(dir.join("lib/util.py"), b"X = 2\n").unwrap();
-        assert_ne!(code_sha256(&a), code_sha256(&zip_folder(&dir).unwrap()));
-    }
 
     #[test]
     fn code_sha256_is_lambdas_format() {

@@ -4,7 +4,9 @@
 //!
 //! Beyond the original: `architectures` (x86_64/arm64), `ephemeralStorage`,
 //! a folder as code (zipped deterministically: the same files give the same
-//! CodeSha256, so an unchanged deploy is recognised and reported),
+//! CodeSha256, so an unchanged deploy is recognised and reported), layers
+//! by name and version or by name alone (the latest version), resolved
+//! before anything changes,
 //! `aliasName` pointed at the published version, `versionOutputVariable`.
 //! Every change waits until Lambda reports the function Active and its last
 //! update Successful; a failed update fails the task with Lambda's reason.
@@ -19,6 +21,7 @@
 mod alias;
 mod code;
 mod configuration;
+pub mod layers;
 mod params;
 mod wait;
 
@@ -27,7 +30,7 @@ use vsts_aws_common::{AwsSetup, sdk_error_text};
 use vsts_task::limits::{Limit, ceiling, line, lines};
 use vsts_task::{Task, VariableOptions};
 
-pub use code::{code_sha256, zip_folder};
+pub use code::code_sha256;
 pub use params::{Code, Config, DIRECT_UPLOAD_LIMIT, Params};
 pub use wait::wait;
 
@@ -47,7 +50,11 @@ pub const INPUT_LIMITS: &[Limit] = &[
     line("timeout", ceiling::NUMBER, "a number"),
     line("ephemeralStorage", ceiling::NUMBER, "a number"),
     line("aliasName", 128, "a Lambda alias name"),
-    lines("layers", ceiling::TEXT, "a list of layer version ARNs"),
+    lines(
+        "layers",
+        ceiling::TEXT,
+        "a list of layer version ARNs or layer names",
+    ),
     line("deadLetterARN", ceiling::ARN, "an ARN"),
     line("kmsKeyARN", ceiling::ARN, "a KMS key ARN"),
     lines(
@@ -99,7 +106,14 @@ pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params) -> Result<()> {
         Some(c) => Some(configuration::role_arn(setup, task, &c.role).await?),
         None => None,
     };
-    let arn = match (&existing, &p.config) {
+    let config = match &p.config {
+        Some(c) => Some(Config {
+            layers: layers::resolve(console, &lambda, &c.layer_refs).await?,
+            ..c.clone()
+        }),
+        None => None,
+    };
+    let arn = match (&existing, &config) {
         (None, None) => bail!(
             "Function '{}' does not exist in region {}, and deploymentMode 'codeonly' cannot create it. Use 'codeandconfiguration' to create it.",
             p.function,

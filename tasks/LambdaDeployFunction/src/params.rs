@@ -27,6 +27,9 @@ pub struct Config {
     pub role: String,
     pub memory: i32,
     pub timeout: i32,
+    /// The `layers` lines as given.
+    pub layer_refs: Vec<crate::layers::LayerRef>,
+    /// Their version ARNs, resolved by `execute` before anything changes.
     pub layers: Vec<String>,
     pub ephemeral_storage: Option<i32>,
 }
@@ -83,7 +86,11 @@ impl Params {
             }
         };
         let config = if create_or_configure {
-            let layers = i.lines("layers");
+            let layer_refs = i
+                .lines("layers")
+                .iter()
+                .map(|l| crate::layers::parse(l))
+                .collect::<Result<Vec<_>>>()?;
             Some(Config {
                 description: i.get("description"),
                 handler: i.required("functionHandler")?,
@@ -91,7 +98,8 @@ impl Params {
                 role: i.required("roleARN")?,
                 memory: i.int("memorySize", 128..=10240)?.unwrap_or(128) as i32,
                 timeout: i.int("timeout", 1..=900)?.unwrap_or(3) as i32,
-                layers,
+                layer_refs,
+                layers: Vec::new(),
                 ephemeral_storage: i.int("ephemeralStorage", 512..=10240)?.map(|n| n as i32),
             })
         } else {

@@ -344,3 +344,73 @@ fn updates_are_waited_for_and_failures_explained() {
             "Lambda reports the update of '{name}' failed: The runtime failed to start: bad handler"
         ));
 }
+
+/// Publishes a layer version in moto; returns its ARN.
+fn publish_layer(name: &str, text: &str) -> String {
+    let zip = std::fs::read(zip_file(text)).unwrap();
+    block_on(
+        lambda()
+            .publish_layer_version()
+            .layer_name(name)
+            .content(
+                aws_sdk_lambda::types::LayerVersionContentInput::builder()
+                    .zip_file(aws_sdk_lambda::primitives::Blob::new(zip))
+                    .build(),
+            )
+            .send(),
+    )
+    .unwrap()
+    .layer_version_arn
+    .unwrap()
+}
+
+#[test]
+fn layers_by_arn_by_name_and_version_or_by_name_alone() {
+    let (role_name, _) = role();
+    let (deps, tools, extra) = (unique("deps"), unique("tools"), unique("extra"));
+    let deps_1 = publish_layer(&deps, "V = 1\n");
+    let deps_2 = publish_layer(&deps, "V = 2\n");
+    let tools_1 = publish_layer(&tools, "T = 1\n");
+    let extra_1 = publish_layer(&extra, "E = 1\n");
+    assert!(deps_2.ends_with(":2"), "{deps_2}");
+    let name = unique("layered");
+    let code = folder(&[("index.py", "def handler(e, c):\n    return e\n")]);
+    let run = full(&name, &role_name, &code)
+        .input("layers", &format!("{deps}:1\n{tools}\n{extra_1}\n"))
+        .run(bin());
+    run.assert_succeeded();
+    let arns = |name: &str| -> Vec<String> {
+        config(name)
+            .layers()
+            .iter()
+            .filter_map(|l| l.arn().map(str::to_string))
+            .collect()
+    };
+    assert_eq!(arns(&name), [deps_1.clone(), tools_1, extra_1]);
+    assert!(
+        run.stdout.contains(&format!("Layer {deps}:1: {deps_1}")),
+        "{}",
+        run.stdout
+    );
+
+    // A name alone is the latest version, on update too.
+    full(&name, &role_name, &code)
+        .input("layers", &deps)
+        .run(bin())
+        .assert_succeeded();
+    assert_eq!(arns(&name), [deps_2]);
+
+    // A version that does not exist fails naming the input, and the
+    // function keeps its layers: nothing was changed.
+    let run = full(&name, &role_name, &code)
+        .input("layers", &format!("{deps}:7"))
+        .input("memorySize", "512")
+        .run(bin());
+    run.assert_failed_with(&format!("Input 'layers': version 7 of layer '{deps}'"));
+    assert_eq!(config(&name).memory_size(), Some(128));
+
+    let run = full(&name, &role_name, &code)
+        .input("layers", "not a layer")
+        .run(bin());
+    run.assert_failed_with("Input 'layers': 'not a layer' is not a layer version ARN");
+}
