@@ -498,6 +498,28 @@ fn scenario(task: &str) -> Scenario {
         // A send whose answer was lost is sent again: a standard queue may
         // then hold the message twice (SQS delivers at least once anyway);
         // what must hold is that it arrived, whole.
+        "LambdaPublishLayerVersion" => {
+            let layer = unique("faults");
+            let dir = folder(&[("python/m.py", &content("layer"))]);
+            Scenario {
+                inputs: vec![
+                    ("layerName", layer.clone()),
+                    ("localFolder", dir.display().to_string()),
+                ],
+                check: Box::new(move |log| {
+                    let versions =
+                        block_on(lambda().list_layer_versions().layer_name(&layer).send())
+                            .map(|o| o.layer_versions().len())
+                            .unwrap_or(0);
+                    let arn_set = log
+                        .lines()
+                        .any(|l| l.starts_with("##vso[task.setvariable variable=layerVersionArn;"));
+                    expect(versions >= 1 && arn_set, || {
+                        format!("{versions} version(s) of {layer}, layerVersionArn set: {arn_set}")
+                    })
+                }),
+            }
+        }
         "SendMessage" => {
             let url = block_on(sqs().create_queue().queue_name(unique("faults")).send())
                 .unwrap()

@@ -67,6 +67,16 @@ pub fn subjects() -> Vec<Subject> {
             ("s3Bucket", "no-such-bucket".into()),
             ("s3ObjectKey", "code.zip".into()),
         ]),
+        subject!(
+            "LambdaPublishLayerVersion",
+            lambdapublishlayerversion,
+            |_| vec![
+                ("layerName", unique("hostile")),
+                ("codeLocation", "s3object".into()),
+                ("s3Bucket", "no-such-bucket".into()),
+                ("s3ObjectKey", "layer.zip".into()),
+            ]
+        ),
         subject!("LambdaInvokeFunction", lambdainvokefunction, |_| vec![(
             "functionName",
             unique("hostile")

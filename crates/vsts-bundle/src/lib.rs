@@ -89,6 +89,34 @@ pub fn zip_folder_to_file(dir: &Path, input: &str, dest: &Path) -> Result<u64> {
     result
 }
 
+/// Lambda's CodeSha256 of an archive: base64 of its SHA-256.
+pub fn code_sha256(bytes: &[u8]) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(bytes))
+}
+
+/// Lambda's CodeSha256 of an archive on disk, read in 256 KiB pieces.
+pub fn file_code_sha256(path: &Path) -> Result<String> {
+    use base64::Engine;
+    use sha2::Digest;
+    use std::io::Read;
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(base64::engine::general_purpose::STANDARD.encode(hasher.finalize()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +133,15 @@ mod tests {
         std::fs::write(dir.join("index.py"), b"def handler(e, c): return e\n").unwrap();
         std::fs::write(dir.join("lib/util.py"), b"X = 1\n").unwrap();
         dir
+    }
+
+    #[test]
+    fn code_sha256_is_lambdas_format() {
+        let expected = "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=";
+        assert_eq!(code_sha256(b"abc"), expected);
+        let path = std::env::temp_dir().join(format!("bundle-sha-{}", std::process::id()));
+        std::fs::write(&path, b"abc").unwrap();
+        assert_eq!(file_code_sha256(&path).unwrap(), expected);
     }
 
     #[test]

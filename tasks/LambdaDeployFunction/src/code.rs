@@ -10,12 +10,7 @@ use vsts_task::Console;
 use crate::params::{Code, DIRECT_UPLOAD_LIMIT, Params};
 use crate::wait::wait;
 
-/// Lambda's CodeSha256: base64 of the SHA-256 of the zip.
-pub fn code_sha256(bytes: &[u8]) -> String {
-    use base64::Engine;
-    use sha2::Digest;
-    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(bytes))
-}
+pub use vsts_bundle::code_sha256;
 
 /// The code to send: zip bytes (with their CodeSha256) or an S3 location.
 pub(crate) enum Payload {
@@ -122,17 +117,4 @@ pub(crate) async fn update_code(
     ));
     wait(console, lambda, &p.function).await?;
     Ok(out.function_arn().unwrap_or_default().to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn code_sha256_is_lambdas_format() {
-        assert_eq!(
-            code_sha256(b"abc"),
-            "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="
-        );
-    }
 }

@@ -7,10 +7,16 @@ use xtask::layout;
 use crate::root;
 
 /// Tasks of ours that the toolkit does not have, with the reason.
-const NEW_TASKS: &[(&str, &str)] = &[(
-    "ConfigureAWSCredentials",
-    "credentials once for every later step, like configure-aws-credentials on GitHub Actions",
-)];
+const NEW_TASKS: &[(&str, &str)] = &[
+    (
+        "ConfigureAWSCredentials",
+        "credentials once for every later step, like configure-aws-credentials on GitHub Actions",
+    ),
+    (
+        "LambdaPublishLayerVersion",
+        "layers, which the toolkit's users ask for; LambdaDeployFunction takes them by name",
+    ),
+];
 
 /// Deliberate differences from the original, with the reason.
 const DIFFERENT_DEFAULTS: &[(&str, &str, &str)] = &[];
