@@ -224,6 +224,59 @@ fn routed(task: &str) -> Routed {
                 env,
             }
         }
+        // CodeDeploy from a stub that deploys at once (moto's deployments
+        // never end), S3 on to moto; the check keeps the stub alive.
+        "CodeDeployDeployApplication" => {
+            let moto = test_support::moto();
+            let stub = test_support::HttpServer::start(move |req| {
+                let Some(op) = req
+                    .header("x-amz-target")
+                    .and_then(|t| t.strip_prefix("CodeDeploy_20141006."))
+                else {
+                    return test_support::forward_to(&moto, req);
+                };
+                let body = match op {
+                    "CreateDeployment" => r#"{"deploymentId":"d-FAULTS"}"#,
+                    "GetDeployment" => {
+                        r#"{"deploymentInfo":{"deploymentId":"d-FAULTS","status":"Succeeded","deploymentOverview":{"Succeeded":1}}}"#
+                    }
+                    "ListDeploymentTargets" => r#"{"targetIds":[]}"#,
+                    _ => "{}",
+                };
+                test_support::Response::new(200, body)
+                    .header("Content-Type", "application/x-amz-json-1.1")
+            });
+            let bucket = bucket();
+            let dir = folder(&[("appspec.yml", b"version: 0.0\n")]);
+            let upstream = stub.url.clone();
+            let check_bucket = bucket.clone();
+            let check: Check = Box::new(move |log| {
+                let _alive = &stub;
+                let uploaded = block_on(s3().list_objects_v2().bucket(&check_bucket).send())
+                    .map(|o| o.contents().len())
+                    .unwrap_or(0);
+                let created = stub.requests().iter().any(|r| {
+                    r.header("x-amz-target") == Some("CodeDeploy_20141006.CreateDeployment")
+                });
+                expect(
+                    uploaded == 1 && created && log.contains("Deployment d-FAULTS of app"),
+                    || format!("{uploaded} object(s) uploaded, deployment created: {created}"),
+                )
+            });
+            Routed {
+                scenario: Scenario {
+                    inputs: vec![
+                        ("applicationName", "app".into()),
+                        ("deploymentGroupName", "group".into()),
+                        ("bucketName", bucket),
+                        ("revisionBundle", dir.display().to_string()),
+                    ],
+                    check,
+                },
+                upstream,
+                env: Vec::new(),
+            }
+        }
         _ => Routed {
             scenario: scenario(task),
             upstream: test_support::moto(),

@@ -61,6 +61,16 @@ pub fn subjects() -> Vec<Subject> {
                 ("stackName", unique("hostile")),
             ]
         ),
+        subject!(
+            "CodeDeployDeployApplication",
+            codedeploydeployapplication,
+            |dir| vec![
+                ("applicationName", unique("hostile")),
+                ("deploymentGroupName", "group".into()),
+                ("bucketName", "no-such-bucket".into()),
+                ("revisionBundle", dir.display().to_string()),
+            ]
+        ),
         subject!("LambdaDeployFunction", lambdadeployfunction, |_| vec![
             ("functionName", unique("hostile")),
             ("codeLocation", "s3object".into()),

@@ -27,6 +27,7 @@ pub const EVERY_RUN: &[(&str, &[&str])] = &[
             "configureawscredentials",
             "ecrpushimage",
             "ecrpullimage",
+            "codedeploydeployapplication",
             "lambdapublishlayerversion",
             "sendmessage",
             "systemsmanagerruncommand",

@@ -71,6 +71,14 @@ impl Uploads {
     }
 }
 
+/// The object an upload made: its ETag and, when the bucket keeps
+/// versions, its version id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Uploaded {
+    pub e_tag: Option<String>,
+    pub version: Option<String>,
+}
+
 /// A file on disk and the object it becomes.
 #[derive(Debug, Clone)]
 pub struct FileObject {
@@ -136,8 +144,7 @@ pub async fn range_crc32(path: &Path, offset: u64, len: u64) -> Result<String> {
 /// request with the object's headers (type, ACL, encryption); the customer
 /// key, when there is one, is repeated on every part and on completion.
 /// Parts go up in parallel under `limit`; the first failure stops the rest
-/// and aborts the upload. Returns the object's version id when the bucket
-/// keeps versions.
+/// and aborts the upload.
 pub async fn multipart(
     client: &aws_sdk_s3::Client,
     uploads: &Uploads,
@@ -146,7 +153,7 @@ pub async fn multipart(
     customer_key: Option<&CustomerKey>,
     limit: &Arc<Semaphore>,
     progress: &Arc<Progress>,
-) -> Result<Option<String>> {
+) -> Result<Uploaded> {
     let created = {
         let _permit = limit.acquire().await?;
         start
@@ -198,7 +205,10 @@ pub async fn multipart(
     match done.send().await {
         Ok(out) => {
             uploads.remove(&id);
-            Ok(out.version_id().map(str::to_string))
+            Ok(Uploaded {
+                e_tag: out.e_tag().map(str::to_string),
+                version: out.version_id().map(str::to_string),
+            })
         }
         Err(e) => {
             abort().await;
@@ -283,15 +293,14 @@ async fn upload_parts(
 
 /// One file to one object, as the deployment tasks upload their bundles:
 /// PutObject with the file's CRC32 below `MULTIPART_THRESHOLD`, a parallel
-/// multipart upload from it, progress in the log. Returns the object's
-/// version id when the bucket keeps versions.
+/// multipart upload from it, progress in the log.
 pub async fn upload_file(
     console: &Console,
     client: &aws_sdk_s3::Client,
     uploads: &Uploads,
     file: &FileObject,
     acl: Option<ObjectCannedAcl>,
-) -> Result<Option<String>> {
+) -> Result<Uploaded> {
     console.info(&format!(
         "Uploading {} ({}) to s3://{}/{}",
         file.path.display(),
@@ -322,15 +331,18 @@ pub async fn upload_file(
             .map_err(|e| failed(anyhow!("{}", sdk_error_text(&e))))?;
         progress.bytes(file.size);
         progress.file_done();
-        return Ok(out.version_id().map(str::to_string));
+        return Ok(Uploaded {
+            e_tag: out.e_tag().map(str::to_string),
+            version: out.version_id().map(str::to_string),
+        });
     }
     let limit = Arc::new(Semaphore::new(8));
     let start = client.create_multipart_upload().set_acl(acl);
-    let version = multipart(client, uploads, file, start, None, &limit, &progress)
+    let uploaded = multipart(client, uploads, file, start, None, &limit, &progress)
         .await
         .map_err(failed)?;
     progress.file_done();
-    Ok(version)
+    Ok(uploaded)
 }
 
 #[cfg(test)]

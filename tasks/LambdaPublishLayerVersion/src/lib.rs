@@ -333,7 +333,9 @@ pub async fn execute(task: &Task, setup: &AwsSetup, p: &Params, uploads: &Upload
                         key: key.clone(),
                     };
                     let version =
-                        vsts_s3::transfer::upload_file(console, &s3, uploads, &file, None).await?;
+                        vsts_s3::transfer::upload_file(console, &s3, uploads, &file, None)
+                            .await?
+                            .version;
                     staged = Some((bucket.clone(), key.clone()));
                     LayerVersionContentInput::builder()
                         .s3_bucket(bucket)
