@@ -277,6 +277,51 @@ fn routed(task: &str) -> Routed {
                 env: Vec::new(),
             }
         }
+        // Beanstalk from the stub in test_support::beanstalk (moto has no
+        // versions, updates or events), S3 on to moto; the check keeps the
+        // stub alive.
+        "BeanstalkCreateApplicationVersion" | "BeanstalkDeployApplication" => {
+            use test_support::beanstalk::{Beanstalk, Step};
+            let app = unique("faults");
+            let env = unique("faults-env");
+            let stub = Beanstalk::start(
+                &bucket(),
+                &app,
+                &env,
+                vec![
+                    Step::new("Updating", "Grey").event("INFO", "Deploying new version."),
+                    Step::new("Ready", "Green"),
+                ],
+            );
+            let dir = folder(&[("web.dll", b"dll")]);
+            let mut inputs = vec![
+                ("applicationName", app.clone()),
+                ("applicationType", "aspnetCoreLinux".into()),
+                ("dotnetPublishPath", dir.display().to_string()),
+                ("versionLabel", "faults-1".into()),
+            ];
+            if task == "BeanstalkDeployApplication" {
+                inputs.push(("environmentName", env.clone()));
+                inputs.push(("eventPollingDelay", "1".into()));
+            }
+            let upstream = stub.server.url.clone();
+            let deploy = task == "BeanstalkDeployApplication";
+            let check: Check = Box::new(move |log| {
+                let version = stub.version(&app, "faults-1");
+                let uploaded = version.as_ref().is_some_and(|(bucket, key, _)| {
+                    block_on(s3().head_object().bucket(bucket).key(key).send()).is_ok()
+                });
+                let deployed = !deploy || log.contains("running version faults-1");
+                expect(uploaded && deployed, || {
+                    format!("version: {version:?}, uploaded: {uploaded}, deployed: {deployed}")
+                })
+            });
+            Routed {
+                scenario: Scenario { inputs, check },
+                upstream,
+                env: Vec::new(),
+            }
+        }
         _ => Routed {
             scenario: scenario(task),
             upstream: test_support::moto(),

@@ -62,6 +62,25 @@ pub fn subjects() -> Vec<Subject> {
             ]
         ),
         subject!(
+            "BeanstalkCreateApplicationVersion",
+            beanstalkcreateapplicationversion,
+            |dir| vec![
+                ("applicationName", unique("hostile")),
+                ("applicationType", "aspnetCoreLinux".into()),
+                ("dotnetPublishPath", dir.display().to_string()),
+            ]
+        ),
+        subject!(
+            "BeanstalkDeployApplication",
+            beanstalkdeployapplication,
+            |dir| vec![
+                ("applicationName", unique("hostile")),
+                ("environmentName", "prod".into()),
+                ("applicationType", "aspnetCoreLinux".into()),
+                ("dotnetPublishPath", dir.display().to_string()),
+            ]
+        ),
+        subject!(
             "CodeDeployDeployApplication",
             codedeploydeployapplication,
             |dir| vec![

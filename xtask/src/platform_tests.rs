@@ -27,6 +27,8 @@ pub const EVERY_RUN: &[(&str, &[&str])] = &[
             "configureawscredentials",
             "ecrpushimage",
             "ecrpullimage",
+            "beanstalkcreateapplicationversion",
+            "beanstalkdeployapplication",
             "codedeploydeployapplication",
             "lambdapublishlayerversion",
             "sendmessage",

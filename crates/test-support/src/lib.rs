@@ -4,6 +4,7 @@
 //! binary like the agent does, and the secret-leak scan.
 
 mod aws;
+pub mod beanstalk;
 mod env;
 mod faults;
 mod http;

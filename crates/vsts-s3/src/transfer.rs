@@ -36,29 +36,29 @@ pub fn part_size(size: u64) -> u64 {
     PART.max(min.div_ceil(1024 * 1024) * 1024 * 1024)
 }
 
-/// Multipart uploads in progress: upload id → key.
+/// Multipart uploads in progress: upload id → (bucket, key).
 #[derive(Clone, Default)]
-pub struct Uploads(Arc<Mutex<HashMap<String, String>>>);
+pub struct Uploads(Arc<Mutex<HashMap<String, (String, String)>>>);
 
 impl Uploads {
-    fn add(&self, id: &str, key: &str) {
+    fn add(&self, id: &str, bucket: &str, key: &str) {
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(id.into(), key.into());
+            .insert(id.into(), (bucket.into(), key.into()));
     }
     fn remove(&self, id: &str) {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
     }
     /// Aborts every multipart upload still registered; returns how many.
-    pub async fn abort_all(&self, client: &aws_sdk_s3::Client, bucket: &str) -> usize {
-        let all: Vec<(String, String)> = self
+    pub async fn abort_all(&self, client: &aws_sdk_s3::Client) -> usize {
+        let all: Vec<(String, (String, String))> = self
             .0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .drain()
             .collect();
-        for (id, key) in &all {
+        for (id, (bucket, key)) in &all {
             let _ = client
                 .abort_multipart_upload()
                 .bucket(bucket)
@@ -168,7 +168,7 @@ pub async fn multipart(
         .upload_id()
         .ok_or_else(|| anyhow!("S3 returned no upload id"))?
         .to_string();
-    uploads.add(&id, &file.key);
+    uploads.add(&id, &file.bucket, &file.key);
     let abort = || async {
         let _ = client
             .abort_multipart_upload()

@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
+
 use aws_sdk_codedeploy::types::{FileExistsBehavior, RevisionLocation, RevisionLocationType};
 use vsts_aws_common::{AwsSetup, sdk_error_text};
 use vsts_s3::transfer::Uploads;
@@ -180,7 +181,7 @@ pub async fn run(task: Task) -> Result<()> {
         result = work => result,
         signal = vsts_task::cancelled() => {
             let s3 = vsts_s3::client(&task, &setup, false, None);
-            let aborted = in_flight.uploads.abort_all(&s3, &params.bucket).await;
+            let aborted = in_flight.uploads.abort_all(&s3).await;
             let mut what = format!("Cancelled ({signal})");
             if aborted > 0 {
                 what.push_str(&format!("; {aborted} unfinished multipart upload(s) aborted"));
@@ -214,6 +215,7 @@ pub async fn execute(
         p.group,
         p.application
     ));
+    let asked_at = std::time::SystemTime::now();
     let created = codedeploy
         .create_deployment()
         .application_name(&p.application)
@@ -229,18 +231,39 @@ pub async fn execute(
         .ignore_application_stop_failures(p.ignore_stop_failures)
         .update_outdated_instances_only(p.update_outdated_only)
         .send()
-        .await
-        .map_err(|e| {
-            anyhow!(
-                "Creating the deployment to '{}' failed: {}",
-                p.group,
-                sdk_error_text(&e)
-            )
-        })?;
-    let id = created
-        .deployment_id()
-        .ok_or_else(|| anyhow!("CodeDeploy returned no deployment id"))?
-        .to_string();
+        .await;
+    let id = match created {
+        Ok(out) => out
+            .deployment_id()
+            .ok_or_else(|| anyhow!("CodeDeploy returned no deployment id"))?
+            .to_string(),
+        // CreateDeployment has no idempotency token: when the SDK retried
+        // it after losing the answer, the group has an active deployment,
+        // ours when it deploys exactly this revision and began just now.
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_deployment_limit_exceeded_exception()) =>
+        {
+            match ours_in_progress(&codedeploy, p, &revision, &p.bucket, asked_at).await {
+                Some(id) => {
+                    console.info(&format!(
+                        "Deployment {id} of this revision is already under way (a retried request): following it."
+                    ));
+                    id
+                }
+                None => bail!(
+                    "Creating the deployment to '{}' failed: {}",
+                    p.group,
+                    sdk_error_text(&e)
+                ),
+            }
+        }
+        Err(e) => bail!(
+            "Creating the deployment to '{}' failed: {}",
+            p.group,
+            sdk_error_text(&e)
+        ),
+    };
     *in_flight
         .deployment
         .lock()
@@ -263,6 +286,55 @@ pub async fn execute(
         p.application, p.group, finished
     ));
     Ok(())
+}
+
+/// An active deployment of `revision` to the group that began after
+/// `asked_at` (a minute of clock skew allowed).
+async fn ours_in_progress(
+    codedeploy: &aws_sdk_codedeploy::Client,
+    p: &Params,
+    revision: &Revision,
+    bucket: &str,
+    asked_at: std::time::SystemTime,
+) -> Option<String> {
+    use aws_sdk_codedeploy::types::DeploymentStatus;
+    let listed = codedeploy
+        .list_deployments()
+        .application_name(&p.application)
+        .deployment_group_name(&p.group)
+        .include_only_statuses(DeploymentStatus::Created)
+        .include_only_statuses(DeploymentStatus::Queued)
+        .include_only_statuses(DeploymentStatus::InProgress)
+        .send()
+        .await
+        .ok()?;
+    let since = asked_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs() as i64
+        - 60;
+    let wanted = revision.location(bucket);
+    for id in listed.deployments().iter().take(10) {
+        let Ok(got) = codedeploy.get_deployment().deployment_id(id).send().await else {
+            continue;
+        };
+        let Some(info) = got.deployment_info() else {
+            continue;
+        };
+        let same = info
+            .revision()
+            .and_then(|r| r.s3_location())
+            .is_some_and(|l| {
+                l.bucket() == wanted.bucket()
+                    && l.key() == wanted.key()
+                    && l.e_tag() == wanted.e_tag()
+            });
+        let recent = info.create_time().is_some_and(|t| t.secs() >= since);
+        if same && recent {
+            return Some(id.clone());
+        }
+    }
+    None
 }
 
 /// The application and deployment group exist (as the original checks,

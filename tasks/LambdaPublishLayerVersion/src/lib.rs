@@ -199,11 +199,8 @@ pub async fn run(task: Task) -> Result<()> {
     tokio::select! {
         result = work => result,
         signal = vsts_task::cancelled() => {
-            let Some((bucket, _)) = &params.upload else {
-                return Err(anyhow!("Cancelled ({signal})."));
-            };
             let s3 = vsts_s3::client(&task, &setup, false, None);
-            let aborted = uploads.abort_all(&s3, bucket).await;
+            let aborted = uploads.abort_all(&s3).await;
             Err(anyhow!("Cancelled ({signal}); {aborted} unfinished multipart upload(s) aborted."))
         }
     }

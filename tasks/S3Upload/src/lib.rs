@@ -63,7 +63,7 @@ pub async fn run(task: Task) -> Result<()> {
             // The uploads in flight are dropped with `work`; their multipart
             // uploads are aborted here.
             let client = vsts_s3::client(&task, &setup, params.path_style, params.endpoint.as_deref());
-            let aborted = uploads.abort_all(&client, &params.bucket).await;
+            let aborted = uploads.abort_all(&client).await;
             Err(anyhow!("Cancelled ({signal}); {aborted} unfinished multipart upload(s) aborted."))
         }
     }

@@ -124,9 +124,17 @@ fn a_folder_is_zipped_uploaded_and_deployed_as_asked() {
         name.starts_with(&format!("{app}.v")) && name.ends_with(".zip"),
         "{key}"
     );
-    let object = block_on(s3().get_object().bucket(&bucket).key(key).send()).unwrap();
-    let etag = object.e_tag().unwrap().trim_matches('"').to_string();
-    let bytes = block_on(object.body.collect()).unwrap().into_bytes();
+    let (etag, bytes) = block_on(async {
+        let o = s3()
+            .get_object()
+            .bucket(&bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        let etag = o.e_tag().unwrap().trim_matches('"').to_string();
+        (etag, o.body.collect().await.unwrap().into_bytes())
+    });
     let mut zip = zip_names(&bytes);
     zip.sort();
     assert_eq!(zip, ["appspec.yml", "scripts/start.sh"]);
@@ -291,7 +299,19 @@ impl Stub {
     /// `states[n]`: (status, overview, errorInformation); `targets[n]`: the
     /// targets' JSON at that poll.
     fn start(states: Vec<(&'static str, [i64; 6], Value)>, targets: Vec<Value>) -> Self {
+        Self::start_with(states, targets, false)
+    }
+
+    /// With `lose_first_create`, the first CreateDeployment is taken but
+    /// its answer lost (the connection dropped), and the SDK's retry meets
+    /// the group's active deployment, as CodeDeploy answers it.
+    fn start_with(
+        states: Vec<(&'static str, [i64; 6], Value)>,
+        targets: Vec<Value>,
+        lose_first_create: bool,
+    ) -> Self {
         let moto = test_support::moto();
+        let created: Arc<Mutex<Option<Value>>> = Arc::new(Mutex::new(None));
         let polls = Arc::new(AtomicUsize::new(0));
         let stop_bodies = Arc::new(Mutex::new(Vec::new()));
         let stops = stop_bodies.clone();
@@ -312,7 +332,22 @@ impl Stub {
                 "GetDeploymentGroup" => {
                     json!({"deploymentGroupInfo": {"applicationName": body["applicationName"], "deploymentGroupName": body["deploymentGroupName"]}})
                 }
-                "CreateDeployment" => json!({"deploymentId": ID}),
+                "CreateDeployment" => {
+                    let mut first = created.lock().unwrap();
+                    if first.is_some() && lose_first_create {
+                        return Response::new(
+                            400,
+                            r#"{"__type":"DeploymentLimitExceededException","message":"The Deployment Group 'production' already has an active Deployment."}"#,
+                        )
+                        .header("Content-Type", "application/x-amz-json-1.1");
+                    }
+                    *first = Some(body["revision"].clone());
+                    if lose_first_create {
+                        return Response::drop_connection();
+                    }
+                    json!({"deploymentId": ID})
+                }
+                "ListDeployments" => json!({"deployments": [ID]}),
                 "GetDeployment" => {
                     let n = polls.fetch_add(1, Ordering::SeqCst);
                     let (status, o, error) = if stopped {
@@ -324,8 +359,14 @@ impl Stub {
                     } else {
                         states[n.min(states.len() - 1)].clone()
                     };
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs();
                     json!({"deploymentInfo": {
                         "deploymentId": ID,
+                        "revision": created.lock().unwrap().clone().unwrap_or(json!({})),
+                        "createTime": now,
                         "status": status,
                         "deploymentOverview": {"Pending": o[0], "InProgress": o[1], "Succeeded": o[2], "Failed": o[3], "Skipped": o[4], "Ready": o[5]},
                         "errorInformation": error
@@ -591,4 +632,30 @@ fn cancelling_the_step_stops_the_deployment() {
     let run = running.wait();
     run.assert_failed_with(&format!("deployment {ID} stopped"));
     assert_eq!(stub.calls("StopDeployment"), 1);
+}
+
+#[test]
+fn a_create_retried_after_a_lost_answer_follows_the_deployment_it_made() {
+    let stub = Stub::start_with(
+        vec![
+            ("InProgress", [0, 1, 0, 0, 0, 0], json!({})),
+            ("Succeeded", [0, 0, 1, 0, 0, 0], json!({})),
+        ],
+        vec![json!([])],
+        true,
+    );
+    let run = stub
+        .env(&bucket())
+        .input("outputVariable", "deployId")
+        .run(bin());
+    run.assert_succeeded();
+    assert_eq!(stub.calls("CreateDeployment"), 2, "the SDK retried once");
+    assert!(
+        run.stdout.contains(&format!(
+            "Deployment {ID} of this revision is already under way"
+        )),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(run.variable("deployId").as_deref(), Some(ID));
 }

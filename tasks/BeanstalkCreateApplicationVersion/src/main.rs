@@ -1,0 +1,6 @@
+fn main() -> std::process::ExitCode {
+    vsts_task::run(
+        "BeanstalkCreateApplicationVersion",
+        beanstalkcreateapplicationversion::run,
+    )
+}
