@@ -780,6 +780,26 @@ fn scenario(task: &str) -> Scenario {
                 }),
             }
         }
+        "LambdaNETCoreDeploy" => {
+            let project = folder(&[("Orders.csproj", b"<Project/>")]);
+            let seen = project.join("dotnet-saw.txt");
+            Scenario {
+                inputs: vec![
+                    ("command", "deployFunction".into()),
+                    ("lambdaProjectPath", project.display().to_string()),
+                ],
+                check: Box::new(move |_| {
+                    let seen = std::fs::read_to_string(&seen).unwrap_or_default();
+                    expect(
+                        seen.lines().count() >= 2
+                            && seen
+                                .lines()
+                                .all(|l| l.starts_with("key=ASIA") && !l.contains("token=0")),
+                        || format!("dotnet saw {seen:?}"),
+                    )
+                }),
+            }
+        }
         other => panic!("no fault scenario for {other}: add one"),
     }
 }
@@ -812,6 +832,12 @@ fn extra_env(task: &str, env: TaskEnv) -> TaskEnv {
                 "arn:aws:iam::123456789012:role/faults-script",
             )
             .set("PWSH_STAND_IN_RECORD", "1"),
+        "LambdaNETCoreDeploy" => env
+            .set(
+                "ENDPOINT_AUTH_PARAMETER_FAULTS_ASSUMEROLEARN",
+                "arn:aws:iam::123456789012:role/faults-dotnet",
+            )
+            .set("DOTNET_STAND_IN_RECORD", "1"),
         _ => env,
     }
 }

@@ -106,6 +106,12 @@ pub fn subjects() -> Vec<Subject> {
                 ("s3ObjectKey", "layer.zip".into()),
             ]
         ),
+        // A stand-in dotnet (see `stand_ins`) reaches AWS with the
+        // credentials it was handed, as the Lambda tools would.
+        subject!("LambdaNETCoreDeploy", lambdanetcoredeploy, |dir| vec![
+            ("command", "deployFunction".into()),
+            ("lambdaProjectPath", dir.display().to_string()),
+        ]),
         subject!("LambdaInvokeFunction", lambdainvokefunction, |_| vec![(
             "functionName",
             unique("hostile")
@@ -303,10 +309,26 @@ fn stand_ins() -> &'static Path {
              \x20 -d 'Action=GetCallerIdentity&Version=2011-06-15' \"$AWS_ENDPOINT_URL/\"\n",
         )
         .unwrap();
+        // The same for dotnet (LambdaNETCoreDeploy: tool install, restore,
+        // then `dotnet lambda`, each reaching AWS with what it was handed).
+        let dotnet = dir.join("dotnet");
+        std::fs::write(
+            &dotnet,
+            "#!/bin/sh\n\
+             if [ -n \"$DOTNET_STAND_IN_RECORD\" ]; then\n\
+             \x20 echo \"key=$AWS_ACCESS_KEY_ID token=${#AWS_SESSION_TOKEN}\" >> dotnet-saw.txt; exit 0\n\
+             fi\n\
+             exec curl -s -o /dev/null --aws-sigv4 \"aws:amz:$AWS_REGION:sts\" \\\n\
+             \x20 --user \"$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY\" \\\n\
+             \x20 -d 'Action=GetCallerIdentity&Version=2011-06-15' \"$AWS_ENDPOINT_URL/\"\n",
+        )
+        .unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&pwsh, std::fs::Permissions::from_mode(0o755)).unwrap();
+            for f in [&pwsh, &dotnet] {
+                std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
         }
         dir
     })

@@ -30,6 +30,7 @@ pub const EVERY_RUN: &[(&str, &[&str])] = &[
             "beanstalkcreateapplicationversion",
             "beanstalkdeployapplication",
             "codedeploydeployapplication",
+            "lambdanetcoredeploy",
             "lambdapublishlayerversion",
             "sendmessage",
             "systemsmanagerruncommand",

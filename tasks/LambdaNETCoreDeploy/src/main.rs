@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    vsts_task::run("LambdaNETCoreDeploy", lambdanetcoredeploy::run)
+}
