@@ -12,6 +12,7 @@ pub mod platform;
 mod proxy;
 pub mod registry;
 mod run;
+pub mod s3;
 mod tls;
 
 pub use aws::{REGION, block_on, sdk_config};

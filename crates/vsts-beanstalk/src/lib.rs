@@ -16,6 +16,26 @@ use vsts_s3::human_bytes;
 use vsts_s3::transfer::{FileObject, Uploads};
 use vsts_task::{Inputs, Task};
 
+/// Declares the task's `INPUT_LIMITS`: the inputs both Beanstalk tasks
+/// take, then the task's own.
+#[macro_export]
+macro_rules! input_limits {
+    ($($extra:expr),* $(,)?) => {
+        /// What each free-text input may hold, checked before anything else.
+        pub const INPUT_LIMITS: &[vsts_task::limits::Limit] = &[
+            vsts_task::limits::line("applicationName", 100, "an Elastic Beanstalk application name"),
+            vsts_task::limits::line("webDeploymentArchive", vsts_task::limits::ceiling::PATH, "a file path"),
+            vsts_task::limits::line("dotnetPublishPath", vsts_task::limits::ceiling::PATH, "a file or folder path"),
+            vsts_task::limits::line("deploymentBundleBucket", 63, "an S3 bucket name"),
+            vsts_task::limits::line("deploymentBundleKey", 1024, "an S3 object key"),
+            vsts_task::limits::line("versionLabel", 100, "Elastic Beanstalk's 100 characters for a version label"),
+            vsts_task::limits::line("description", 200, "Elastic Beanstalk's 200 characters for a description"),
+            vsts_task::limits::line("outputVariable", vsts_task::limits::ceiling::VARIABLE, "a variable name"),
+            $($extra),*
+        ];
+    };
+}
+
 /// Where the application version's bundle comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Bundle {

@@ -11,32 +11,9 @@ use anyhow::{Result, anyhow};
 use vsts_aws_common::AwsSetup;
 use vsts_beanstalk::Bundle;
 use vsts_s3::transfer::Uploads;
-use vsts_task::limits::{Limit, ceiling, line};
 use vsts_task::{Task, VariableOptions};
 
-/// What each free-text input may hold, checked before anything else.
-pub const INPUT_LIMITS: &[Limit] = &[
-    line(
-        "applicationName",
-        100,
-        "an Elastic Beanstalk application name",
-    ),
-    line("webDeploymentArchive", ceiling::PATH, "a file path"),
-    line("dotnetPublishPath", ceiling::PATH, "a file or folder path"),
-    line("deploymentBundleBucket", 63, "an S3 bucket name"),
-    line("deploymentBundleKey", 1024, "an S3 object key"),
-    line(
-        "versionLabel",
-        100,
-        "Elastic Beanstalk's 100 characters for a version label",
-    ),
-    line(
-        "description",
-        200,
-        "Elastic Beanstalk's 200 characters for a description",
-    ),
-    line("outputVariable", ceiling::VARIABLE, "a variable name"),
-];
+vsts_beanstalk::input_limits!();
 
 #[derive(Debug)]
 pub struct Params {

@@ -8,49 +8,20 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use test_support::beanstalk::Beanstalk;
+use test_support::s3::{object, s3};
 use test_support::{TaskEnv, block_on, sdk_config, unique};
+
+fn bucket() -> String {
+    test_support::s3::bucket("eb-storage")
+}
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_beanstalkcreateapplicationversion"))
 }
 
-fn s3() -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk_config())
-            .force_path_style(true)
-            .build(),
-    )
-}
-
-fn bucket() -> String {
-    let b = unique("eb-storage").to_lowercase();
-    block_on(s3().create_bucket().bucket(&b).send()).unwrap();
-    b
-}
-
 fn folder(files: &[(&str, &str)]) -> PathBuf {
-    let dir = std::env::temp_dir().join(unique("publish"));
-    std::fs::create_dir_all(&dir).unwrap();
-    for (rel, text) in files {
-        let p = dir.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-    dir
-}
-
-/// The object's bytes (the body read on the runtime that fetched it).
-fn object(bucket: &str, key: &str) -> Vec<u8> {
-    block_on(async {
-        let o = s3()
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap();
-        o.body.collect().await.unwrap().into_bytes().to_vec()
-    })
+    let files: Vec<(&str, &[u8])> = files.iter().map(|(p, t)| (*p, t.as_bytes())).collect();
+    test_support::s3::folder("publish", &files)
 }
 
 /// The object's zip entries: name → content.

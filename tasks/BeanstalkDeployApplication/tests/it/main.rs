@@ -7,44 +7,20 @@
 use std::path::{Path, PathBuf};
 
 use test_support::beanstalk::{Beanstalk, Step};
+use test_support::s3::keys;
 use test_support::{TaskEnv, block_on, sdk_config, unique};
+
+fn bucket() -> String {
+    test_support::s3::bucket("eb-storage")
+}
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_beanstalkdeployapplication"))
 }
 
-fn s3() -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk_config())
-            .force_path_style(true)
-            .build(),
-    )
-}
-
-fn bucket() -> String {
-    let b = unique("eb-storage").to_lowercase();
-    block_on(s3().create_bucket().bucket(&b).send()).unwrap();
-    b
-}
-
-fn keys(bucket: &str) -> Vec<String> {
-    block_on(s3().list_objects_v2().bucket(bucket).send())
-        .unwrap()
-        .contents()
-        .iter()
-        .filter_map(|o| o.key().map(str::to_string))
-        .collect()
-}
-
 fn folder(files: &[(&str, &str)]) -> PathBuf {
-    let dir = std::env::temp_dir().join(unique("publish"));
-    std::fs::create_dir_all(&dir).unwrap();
-    for (rel, text) in files {
-        let p = dir.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-    dir
+    let files: Vec<(&str, &[u8])> = files.iter().map(|(p, t)| (*p, t.as_bytes())).collect();
+    test_support::s3::folder("publish", &files)
 }
 
 struct World {

@@ -11,7 +11,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
+use test_support::s3::{keys, s3};
 use test_support::{HttpServer, Response, TaskEnv, block_on, sdk_config, unique};
+
+fn bucket() -> String {
+    test_support::s3::bucket("stub")
+}
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_codedeploydeployapplication"))
@@ -21,19 +26,10 @@ fn codedeploy() -> aws_sdk_codedeploy::Client {
     aws_sdk_codedeploy::Client::new(&sdk_config())
 }
 
-fn s3() -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk_config())
-            .force_path_style(true)
-            .build(),
-    )
-}
-
 /// An application with a deployment group, and a bucket, in moto.
 fn world() -> (String, String, String) {
     let app = unique("app");
     let group = unique("group");
-    let bucket = unique("revisions").to_lowercase();
     block_on(
         codedeploy()
             .create_application()
@@ -50,28 +46,12 @@ fn world() -> (String, String, String) {
             .send(),
     )
     .unwrap();
-    block_on(s3().create_bucket().bucket(&bucket).send()).unwrap();
-    (app, group, bucket)
+    (app, group, test_support::s3::bucket("revisions"))
 }
 
 fn folder(files: &[(&str, &str)]) -> PathBuf {
-    let dir = std::env::temp_dir().join(unique("revision"));
-    std::fs::create_dir_all(&dir).unwrap();
-    for (rel, text) in files {
-        let p = dir.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-    dir
-}
-
-fn keys(bucket: &str) -> Vec<String> {
-    block_on(s3().list_objects_v2().bucket(bucket).send())
-        .unwrap()
-        .contents()
-        .iter()
-        .filter_map(|o| o.key().map(str::to_string))
-        .collect()
+    let files: Vec<(&str, &[u8])> = files.iter().map(|(p, t)| (*p, t.as_bytes())).collect();
+    test_support::s3::folder("revision", &files)
 }
 
 fn deployments(app: &str, group: &str) -> Vec<String> {
@@ -453,12 +433,6 @@ fn instance(id: &str, status: &str, events: &[(&str, &str)]) -> Value {
             "lifecycleEvents": events.iter().map(|(name, status)| json!({"lifecycleEventName": name, "status": status})).collect::<Vec<_>>()
         }
     })
-}
-
-fn bucket() -> String {
-    let b = unique("stub").to_lowercase();
-    block_on(s3().create_bucket().bucket(&b).send()).unwrap();
-    b
 }
 
 #[test]

@@ -5,7 +5,16 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use test_support::s3::{keys, s3};
 use test_support::{TaskEnv, block_on, sdk_config, unique};
+
+fn folder(files: &[(&str, &[u8])]) -> PathBuf {
+    test_support::s3::folder("layer", files)
+}
+
+fn bucket() -> String {
+    test_support::s3::bucket("layers")
+}
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_lambdapublishlayerversion"))
@@ -13,25 +22,6 @@ fn bin() -> &'static Path {
 
 fn lambda() -> aws_sdk_lambda::Client {
     aws_sdk_lambda::Client::new(&sdk_config())
-}
-
-fn s3() -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk_config())
-            .force_path_style(true)
-            .build(),
-    )
-}
-
-fn folder(files: &[(&str, &[u8])]) -> PathBuf {
-    let dir = std::env::temp_dir().join(unique("layer"));
-    std::fs::create_dir_all(&dir).unwrap();
-    for (rel, bytes) in files {
-        let p = dir.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, bytes).unwrap();
-    }
-    dir
 }
 
 fn versions(layer: &str) -> Vec<i64> {
@@ -166,21 +156,6 @@ fn the_same_files_give_the_same_code_and_skip_if_unchanged_reuses_it() {
         .assert_succeeded();
     assert_eq!(versions(&layer), [1, 2, 3, 4]);
     assert_ne!(sha(4), sha(3));
-}
-
-fn bucket() -> String {
-    let name = unique("layers").to_lowercase();
-    block_on(s3().create_bucket().bucket(&name).send()).unwrap();
-    name
-}
-
-fn keys(bucket: &str) -> Vec<String> {
-    block_on(s3().list_objects_v2().bucket(bucket).send())
-        .unwrap()
-        .contents()
-        .iter()
-        .filter_map(|o| o.key().map(str::to_string))
-        .collect()
 }
 
 #[test]
