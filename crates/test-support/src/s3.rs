@@ -15,19 +15,26 @@ pub fn s3() -> aws_sdk_s3::Client {
 
 /// A new bucket, named from `prefix`.
 pub fn bucket(prefix: &str) -> String {
-    let name = unique(prefix).to_lowercase();
+    let name: String = unique(prefix)
+        .to_lowercase()
+        .replace('_', "-")
+        .chars()
+        .take(63)
+        .collect();
     block_on(s3().create_bucket().bucket(&name).send()).unwrap();
     name
 }
 
-/// The keys in `bucket` (first page).
+/// The keys in `bucket` (first page), sorted.
 pub fn keys(bucket: &str) -> Vec<String> {
-    block_on(s3().list_objects_v2().bucket(bucket).send())
+    let mut keys: Vec<String> = block_on(s3().list_objects_v2().bucket(bucket).send())
         .unwrap()
         .contents()
         .iter()
         .filter_map(|o| o.key().map(str::to_string))
-        .collect()
+        .collect();
+    keys.sort();
+    keys
 }
 
 /// An object's bytes, read on the runtime that fetched it.

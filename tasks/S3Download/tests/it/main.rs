@@ -2,24 +2,15 @@
 
 use std::path::{Path, PathBuf};
 
-use test_support::{TaskEnv, block_on, sdk_config, unique};
+use test_support::s3::s3;
+use test_support::{TaskEnv, block_on, unique};
+
+fn bucket() -> String {
+    test_support::s3::bucket("dl")
+}
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_s3download"))
-}
-
-fn s3() -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk_config())
-            .force_path_style(true)
-            .build(),
-    )
-}
-
-fn bucket() -> String {
-    let name: String = unique("dl").to_lowercase().chars().take(63).collect();
-    block_on(s3().create_bucket().bucket(&name).send()).unwrap();
-    name
 }
 
 fn put(bucket: &str, key: &str, body: &[u8]) {

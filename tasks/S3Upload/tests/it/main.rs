@@ -8,36 +8,21 @@ mod upload;
 
 use std::path::{Path, PathBuf};
 
-use test_support::{TaskEnv, block_on, sdk_config, unique};
-
-pub fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_s3upload"))
-}
-
-pub fn s3() -> aws_sdk_s3::Client {
-    let conf = aws_sdk_s3::config::Builder::from(&sdk_config())
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
-}
+pub use test_support::s3::{keys, object as get, s3};
+use test_support::{TaskEnv, block_on, unique};
 
 /// A new empty bucket.
 pub fn bucket() -> String {
-    let name = unique("bkt").to_lowercase().replace('_', "-");
-    let name: String = name.chars().take(63).collect();
-    block_on(s3().create_bucket().bucket(&name).send()).unwrap();
-    name
+    test_support::s3::bucket("bkt")
 }
 
 /// A folder with files: `(relative path, content)`.
 pub fn tree(files: &[(&str, &[u8])]) -> PathBuf {
-    let dir = std::env::temp_dir().join(unique("src"));
-    for (rel, content) in files {
-        let p = dir.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, content).unwrap();
-    }
-    dir
+    test_support::s3::folder("src", files)
+}
+
+pub fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_s3upload"))
 }
 
 /// An S3Upload step against moto with path-style addressing.
@@ -52,30 +37,6 @@ pub fn upload(bucket: &str, source: &Path) -> TaskEnv {
 pub fn head(bucket: &str, key: &str) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
     block_on(s3().head_object().bucket(bucket).key(key).send())
         .unwrap_or_else(|e| panic!("HeadObject {key}: {}", vsts_aws_common::sdk_error_text(&e)))
-}
-
-pub fn get(bucket: &str, key: &str) -> Vec<u8> {
-    block_on(async {
-        let out = s3()
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap();
-        out.body.collect().await.unwrap().into_bytes().to_vec()
-    })
-}
-
-pub fn keys(bucket: &str) -> Vec<String> {
-    let out = block_on(s3().list_objects_v2().bucket(bucket).send()).unwrap();
-    let mut keys: Vec<String> = out
-        .contents()
-        .iter()
-        .filter_map(|o| o.key().map(str::to_string))
-        .collect();
-    keys.sort();
-    keys
 }
 
 /// Deterministic pseudo-random bytes.
