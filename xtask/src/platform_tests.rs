@@ -49,6 +49,10 @@ pub const ALL: &[(&str, &[&str])] = &[
             "cloudformationcreateorupdatestack",
             "awsshellscript",
             "systemsmanagerruncommand",
+            "codedeploydeployapplication",
+            "beanstalkcreateapplicationversion",
+            "beanstalkdeployapplication",
+            "lambdapublishlayerversion",
         ],
     ),
     ("linux-arm64", &["s3upload", "secretsmanagergetsecret"]),
@@ -84,6 +88,14 @@ pub const HOST_ONLY: &[(&str, &str)] = &[
     ),
     (
         "cancelling_the_step_cancels_the_command",
+        "Wine ends a process without a Wine console on SIGINT instead of raising the console Ctrl-C a Windows agent sends",
+    ),
+    (
+        "cancelling_the_step_stops_the_deployment",
+        "Wine ends a process without a Wine console on SIGINT instead of raising the console Ctrl-C a Windows agent sends",
+    ),
+    (
+        "cancelling_the_step_aborts_the_environment_update",
         "Wine ends a process without a Wine console on SIGINT instead of raising the console Ctrl-C a Windows agent sends",
     ),
     (

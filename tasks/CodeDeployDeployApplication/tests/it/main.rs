@@ -243,10 +243,11 @@ fn bad_inputs_and_missing_resources_are_named_before_anything_is_uploaded() {
         ),
         (
             workspace(&app, &group).input("revisionBundle", rar.to_str().unwrap()),
-            "Input 'revisionBundle': ".to_string()
-                + "'"
-                + rar.to_str().unwrap()
-                + "' is not an archive CodeDeploy deploys",
+            // The path as the task sees it (Z:\... under Wine).
+            format!(
+                "Input 'revisionBundle': '{}' is not an archive CodeDeploy deploys",
+                test_support::platform::task_path(&rar)
+            ),
         ),
         (
             workspace(&app, &group).input("revisionBundle", dir.join("missing").to_str().unwrap()),
