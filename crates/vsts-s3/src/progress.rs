@@ -89,23 +89,36 @@ impl Progress {
         } else {
             s.bytes as f64 / self.total_bytes as f64
         };
-        let percent = (((f + b) / 2.0) * 100.0).floor().min(100.0) as u32;
+        // One file (a bundle, a layer): its bytes; more: files too.
+        let single = self.total_files == 1;
+        let share = if single { b } else { (f + b) / 2.0 };
+        let percent = (share * 100.0).floor().min(100.0) as u32;
         if percent != s.percent {
             s.percent = percent;
-            self.console.set_progress(
-                percent,
-                &format!("{} {}/{} files", self.verb, s.files, self.total_files),
-            );
+            let text = if single {
+                format!(
+                    "{} {} of {}",
+                    self.verb,
+                    human_bytes(s.bytes),
+                    human_bytes(self.total_bytes)
+                )
+            } else {
+                format!("{} {}/{} files", self.verb, s.files, self.total_files)
+            };
+            self.console.set_progress(percent, &text);
         }
         if s.last_line.elapsed() >= self.every && s.printed != (s.files, s.bytes) {
             s.last_line = Instant::now();
             s.printed = (s.files, s.bytes);
             let secs = s.started.elapsed().as_secs_f64().max(0.001);
+            let files = if single {
+                String::new()
+            } else {
+                format!("{}/{} files, ", s.files, self.total_files)
+            };
             self.console.info(&format!(
-                "{} {}/{} files, {} of {} ({}/s)",
+                "{} {files}{} of {} ({}/s)",
                 self.verb,
-                s.files,
-                self.total_files,
                 human_bytes(s.bytes),
                 human_bytes(self.total_bytes),
                 human_bytes((s.bytes as f64 / secs) as u64)
@@ -150,5 +163,23 @@ mod tests {
             "{}",
             log.text()
         );
+    }
+
+    /// One file (a deployment bundle) is counted in bytes only: no
+    /// "0/1 files" while it is on its way.
+    #[test]
+    fn one_file_is_counted_in_bytes() {
+        let (console, log) = Console::capture(false);
+        let p = Progress::every(Duration::ZERO, &console, "Uploaded", 1, 200);
+        p.bytes(100);
+        p.bytes(100);
+        p.file_done();
+        let text = log.text();
+        assert!(text.contains("Uploaded 100 B of 200 B ("), "{text}");
+        assert!(
+            text.contains("##vso[task.setprogress value=50;]Uploaded 100 B of 200 B"),
+            "{text}"
+        );
+        assert!(!text.contains("files"), "{text}");
     }
 }
